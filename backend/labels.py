@@ -1,0 +1,91 @@
+"""Which label configs the backend serves, and how it reads and writes their results.
+
+Supported: exactly one single-choice ``Choices`` control reading from one ``Text`` object, any tag names
+and any ``$field``. Parsing goes through label-studio-sdk's ``LabelInterface``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Mapping
+
+from label_studio_sdk.label_interface import LabelInterface
+
+
+class UnsupportedLabelConfig(ValueError):
+    """The label config is not one Text plus one single-choice Choices."""
+
+
+@dataclass(frozen=True)
+class TextClassificationSpec:
+    from_name: str
+    to_name: str
+    value_field: str
+    classes: tuple[str, ...]
+
+    def text_of(self, task_data: Mapping[str, Any]) -> str:
+        if self.value_field not in task_data:
+            raise KeyError(f"task data has no field {self.value_field!r} (the Text tag reads ${self.value_field})")
+        value = task_data[self.value_field]
+        return value if isinstance(value, str) else str(value)
+
+    def label_of(self, result: list[dict[str, Any]]) -> str | None:
+        """The chosen class in an annotation's result, or None when this control was left empty."""
+        for region in result:
+            if region.get("from_name") == self.from_name and region.get("type", "choices") == "choices":
+                choices = region.get("value", {}).get("choices") or []
+                if choices:
+                    return choices[0]
+        return None
+
+    def result_for(self, class_index: int, probability: float) -> list[dict[str, Any]]:
+        return [
+            {
+                "from_name": self.from_name,
+                "to_name": self.to_name,
+                "type": "choices",
+                "value": {"choices": [self.classes[class_index]]},
+                "score": float(probability),
+            }
+        ]
+
+
+@lru_cache(maxsize=256)
+def parse_label_config(label_config: str) -> TextClassificationSpec:
+    """Parse once per distinct config; ``/setup`` and ``/predict`` see the same few configs over and over."""
+    if not label_config or not label_config.strip():
+        raise UnsupportedLabelConfig("the label config is empty")
+    try:
+        interface = LabelInterface(label_config)
+    except Exception as exc:  # the SDK raises several unrelated types for malformed XML
+        raise UnsupportedLabelConfig(f"the label config is not valid XML: {exc}") from None
+    choices = [c for c in interface.controls if c.tag == "Choices"]
+    others = sorted({c.tag for c in interface.controls if c.tag != "Choices"})
+    if len(choices) != 1 or others:
+        found = ", ".join(f"{c.tag} {c.name!r}" for c in interface.controls) or "no control tags"
+        raise UnsupportedLabelConfig(
+            f"this backend supports exactly one <Choices> control over one <Text>; the config has {found}"
+        )
+    control = choices[0]
+    if control.attr.get("choice", "single") not in ("single", "single-radio"):
+        raise UnsupportedLabelConfig(
+            f"<Choices name={control.name!r}> is multiple-choice; only choice=\"single\" is supported for now"
+        )
+    if len(control.to_name) != 1:
+        raise UnsupportedLabelConfig(f"<Choices name={control.name!r}> must point at exactly one object tag")
+    target = interface.get_object(control.to_name[0])
+    if target.tag != "Text":
+        raise UnsupportedLabelConfig(
+            f"<Choices name={control.name!r}> labels a <{target.tag}>; only <Text> objects are supported"
+        )
+    value = target.value or ""
+    if not value.startswith("$") or len(value) < 2:
+        raise UnsupportedLabelConfig(f"<Text name={target.name!r}> must read a task field like value=\"$text\"")
+    if target.attr.get("valueType", "text") != "text":
+        raise UnsupportedLabelConfig(f"<Text name={target.name!r}> must hold the text itself, not a URL (valueType)")
+    classes = tuple(control.labels)
+    if len(classes) < 2:
+        raise UnsupportedLabelConfig(f"<Choices name={control.name!r}> needs at least 2 <Choice> values")
+    if len(set(classes)) != len(classes):
+        raise UnsupportedLabelConfig(f"<Choices name={control.name!r}> has duplicate choice values")
+    return TextClassificationSpec(control.name, target.name, value[1:], classes)

@@ -1,0 +1,109 @@
+"""Model versions on disk, published atomically.
+
+Layout: ``MODEL_DIR/project-<id>/<version>/`` holds ``meta.json``, the model files and ``pool.npz`` (the
+pool ranking this version wrote to Label Studio). A version is written under a hidden temporary folder and
+renamed into place once complete, so a reader never sees a half-written version. Versions are immutable
+after that, which lets readers cache them by path.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+_VERSION_RE = re.compile(r"^v(\d{4,})-(\d{8}T\d{6}Z)$")
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    project_id: int
+    name: str
+    path: Path
+
+    @property
+    def sequence(self) -> int:
+        return int(_VERSION_RE.match(self.name).group(1))
+
+    def meta(self) -> dict[str, Any]:
+        return json.loads((self.path / "meta.json").read_text())
+
+    def pool(self) -> dict[str, np.ndarray]:
+        """The ranking this version wrote: task ids, scores and predicted class indices."""
+        with np.load(self.path / "pool.npz") as data:
+            return {key: data[key] for key in data.files}
+
+
+class ModelStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def project_dir(self, project_id: int) -> Path:
+        return self.root / f"project-{int(project_id)}"
+
+    def versions(self, project_id: int) -> list[ModelVersion]:
+        """Complete versions, oldest first."""
+        folder = self.project_dir(project_id)
+        if not folder.is_dir():
+            return []
+        found = [
+            ModelVersion(project_id, entry.name, Path(entry.path))
+            for entry in os.scandir(folder)
+            if entry.is_dir() and _VERSION_RE.match(entry.name)
+        ]
+        return sorted(found, key=lambda version: version.sequence)
+
+    def latest(self, project_id: int) -> ModelVersion | None:
+        versions = self.versions(project_id)
+        return versions[-1] if versions else None
+
+    def get(self, project_id: int, name: str) -> ModelVersion | None:
+        return next((v for v in self.versions(project_id) if v.name == name), None)
+
+    @contextmanager
+    def publish(self, project_id: int) -> Iterator[tuple[str, Path]]:
+        """Yield ``(version_name, staging_dir)``; on clean exit the folder becomes visible at once.
+
+        The caller must hold the project's retrain lock, so sequence numbers cannot collide.
+        """
+        folder = self.project_dir(project_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        latest = self.latest(project_id)
+        sequence = latest.sequence + 1 if latest else 1
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        name = f"v{sequence:04d}-{stamp}"
+        staging = Path(tempfile.mkdtemp(prefix=f".staging-{name}-", dir=folder))
+        try:
+            yield name, staging
+            _fsync_tree(staging)
+            os.rename(staging, folder / name)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+
+    def remove_older_than(self, project_id: int, keep: int) -> list[str]:
+        """Delete all but the newest ``keep`` versions; returns the names removed."""
+        doomed = self.versions(project_id)[:-keep] if keep > 0 else self.versions(project_id)
+        for version in doomed:
+            shutil.rmtree(version.path, ignore_errors=True)
+        return [version.name for version in doomed]
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True))
+
+
+def _fsync_tree(folder: Path) -> None:
+    # A crash right after the rename must not leave a published version with empty files.
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())

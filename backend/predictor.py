@@ -1,0 +1,102 @@
+"""Serve predictions from the newest published model version, without ever training.
+
+Versions are immutable once published, so a loaded version is cached by its path; a newer version on
+disk is picked up on the next request, with no restart.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Sequence
+
+import numpy as np
+
+from backend.labels import TextClassificationSpec
+from backend.model_store import ModelStore, ModelVersion
+from backend.scoring import score_against
+from backend.settings import ProjectSettings
+from backend.training import TextClassifier, load_classifier
+from strategies import ModelOutputs, make_strategy
+
+log = logging.getLogger(__name__)
+
+#: Score for a task the version never ranked and the strategy cannot rank alone: after every ranked task.
+UNRANKED_SCORE = 1.0
+
+
+@dataclass
+class LoadedVersion:
+    version: ModelVersion
+    meta: dict[str, Any]
+
+    @cached_property
+    def settings(self) -> ProjectSettings:
+        return ProjectSettings.parse(self.meta["settings"])
+
+    @cached_property
+    def pool(self) -> dict[int, tuple[float, int, float]]:
+        """task id -> (score, predicted class, its probability), as written to Label Studio."""
+        data = self.version.pool()
+        return {
+            int(task): (float(score), int(label), float(p))
+            for task, score, label, p in zip(data["task_ids"], data["scores"], data["predicted"], data["confidence"])
+        }
+
+    @cached_property
+    def reference_informativeness(self) -> np.ndarray:
+        return self.version.pool()["informativeness"]
+
+    @cached_property
+    def classifier(self) -> TextClassifier | None:
+        return load_classifier(self.version.path, self.settings) if self.meta.get("trained") else None
+
+
+class Predictor:
+    def __init__(self, store: ModelStore):
+        self.store = store
+        self._loaded: dict[str, LoadedVersion] = {}
+        self._lock = threading.Lock()
+
+    def latest(self, project_id: int) -> LoadedVersion | None:
+        version = self.store.latest(project_id)
+        if version is None:
+            return None
+        key = str(version.path)
+        with self._lock:
+            if key not in self._loaded:
+                # Older versions of this project are never served again.
+                stale = [k for k, v in self._loaded.items() if v.version.project_id == project_id]
+                for k in stale:
+                    del self._loaded[k]
+                self._loaded[key] = LoadedVersion(version, version.meta())
+            return self._loaded[key]
+
+    def predict(self, project_id: int, spec: TextClassificationSpec, tasks: Sequence[dict[str, Any]]) -> list[list[dict]]:
+        """One list of predictions per task (empty when no usable model exists yet)."""
+        loaded = self.latest(project_id)
+        if loaded is None or tuple(loaded.meta["classes"]) != spec.classes:
+            if loaded is not None:
+                log.warning("project %s: label config classes changed since %s; waiting for a retrain", project_id, loaded.version.name)
+            return [[] for _ in tasks]
+        ranked = [loaded.pool.get(int(task["id"])) if "id" in task else None for task in tasks]
+        fresh = [i for i, row in enumerate(ranked) if row is None]
+        fresh_scores, fresh_proba = self._score_fresh(loaded, [spec.text_of(tasks[i].get("data") or {}) for i in fresh])
+        for k, i in enumerate(fresh):
+            label, p = (int(fresh_proba[k].argmax()), float(fresh_proba[k].max())) if fresh_proba is not None else (-1, 0.0)
+            ranked[i] = (fresh_scores[k], label, p)
+        return [
+            [{"result": spec.result_for(label, p) if label >= 0 else [], "score": score, "model_version": loaded.version.name}]
+            for score, label, p in ranked
+        ]
+
+    def _score_fresh(self, loaded: LoadedVersion, texts: list[str]) -> tuple[list[float], np.ndarray | None]:
+        if not texts:
+            return [], None
+        proba = loaded.classifier.predict_proba(texts) if loaded.classifier is not None else None
+        strategy = make_strategy(loaded.meta["strategy"], batch_size=loaded.settings.query_batch_size, random_state=loaded.settings.seed)
+        if proba is None or strategy.batch_aware or strategy.requires != frozenset({"proba"}):
+            return [UNRANKED_SCORE] * len(texts), proba
+        informativeness = strategy.query(ModelOutputs(proba=proba))
+        return score_against(loaded.reference_informativeness, informativeness).tolist(), proba

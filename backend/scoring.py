@@ -1,0 +1,80 @@
+"""From a trained classifier and a strategy to Label Studio's lowest-first scores.
+
+Shared by the worker and the offline simulation, so both rank a pool with the same code.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from backend.training import Progress, TextClassifier, out_of_fold_losses
+from strategies import ModelOutputs, QueryStrategy
+
+#: Outputs that need a trained classifier; the rest come from the encoder alone.
+_NEEDS_TRAINED_MODEL = frozenset({"proba", "committee_proba", "labeled_losses"})
+
+
+class StrategyUnavailable(ValueError):
+    """The strategy needs outputs this model or this stage of labeling cannot provide."""
+
+
+def collect_outputs(
+    classifier: TextClassifier,
+    strategy: QueryStrategy,
+    pool_texts: Sequence[str],
+    labeled_texts: Sequence[str],
+    labeled_y: np.ndarray,
+    *,
+    committee_size: int,
+    seed: int,
+    proba: np.ndarray | None = None,
+    progress: Progress | None = None,
+) -> ModelOutputs:
+    """Compute exactly the ``ModelOutputs`` fields the strategy requires (``proba`` may be passed in)."""
+    needs = strategy.requires
+    values: dict[str, np.ndarray] = {}
+    if "proba" in needs:
+        values["proba"] = proba if proba is not None else classifier.predict_proba(pool_texts, progress)
+    if "embeddings" in needs:
+        values["embeddings"] = classifier.embed(pool_texts, progress)
+    if "committee_proba" in needs:
+        values["committee_proba"] = classifier.committee_proba(pool_texts, committee_size, progress)
+    if {"labeled_embeddings", "labeled_losses"} & needs:
+        labeled_embeddings = classifier.embed(labeled_texts, progress)
+        values["labeled_embeddings"] = labeled_embeddings
+        if "labeled_losses" in needs:
+            try:
+                values["labeled_losses"] = out_of_fold_losses(labeled_embeddings, labeled_y, seed)
+            except ValueError as exc:
+                raise StrategyUnavailable(f"strategy {strategy.name!r} cannot run yet: {exc}") from None
+    return ModelOutputs(**values)
+
+
+def needs_trained_model(strategy: QueryStrategy) -> bool:
+    return bool(strategy.requires & _NEEDS_TRAINED_MODEL)
+
+
+def ls_scores(informativeness: np.ndarray) -> np.ndarray:
+    """Rank-based score in [0, 1): the most informative item gets 0, so Label Studio serves it first.
+
+    Ranks rather than raw values keep every strategy on one scale, and ties keep pool order
+    (a stable sort), so equal items are served in a deterministic order.
+    """
+    n = len(informativeness)
+    order = np.argsort(-np.asarray(informativeness, dtype=np.float64), kind="stable")
+    scores = np.empty(n, dtype=np.float64)
+    scores[order] = np.arange(n) / max(n, 1)
+    return scores
+
+
+def score_against(reference_informativeness: np.ndarray, informativeness: np.ndarray) -> np.ndarray:
+    """Scores for items outside the ranked pool, placed where they would rank in it.
+
+    Used by ``/predict`` for tasks created after the last retrain: the score is the fraction of the ranked
+    pool that is more informative, the same scale ``ls_scores`` gives the pool itself.
+    """
+    reference = np.sort(np.asarray(reference_informativeness, dtype=np.float64))
+    n = max(len(reference), 1)
+    more_informative = len(reference) - np.searchsorted(reference, informativeness, side="right")
+    return more_informative / n

@@ -1,0 +1,26 @@
+"""The worker process: an RQ worker on the retrain queue, then the low-priority prune queue.
+
+Equivalent to ``rq worker -u $REDIS_URL --with-scheduler al-train al-prune``; this wrapper only reads the
+same settings as the app, so both always agree on queue names and Redis. The scheduler runs the retries
+that ``Retry(interval=...)`` schedules.
+"""
+from __future__ import annotations
+
+import logging
+
+from redis import Redis
+from rq import Worker
+
+from backend.settings import ServiceSettings
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    service = ServiceSettings.from_env()
+    # Queue order is priority: a prune never runs while a retrain waits.
+    worker = Worker([service.queue_name, service.prune_queue_name], connection=Redis.from_url(service.redis_url))
+    worker.work(with_scheduler=True, logging_level="INFO")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""The one interface every query strategy honours.
+
+A strategy reads what the model says about the unlabeled pool (``ModelOutputs``) and returns an
+*informativeness* for every pool item: higher means "ask a human sooner". Strategies never see Label
+Studio, tasks or torch; the backend turns informativeness into Label Studio's lowest-first score.
+
+Batch-aware strategies (coreset, cluster-margin, cold start) pick a batch in order; they still return
+one informativeness per item, derived from the selection order (see ``ranks_to_informativeness``).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ModelOutputs:
+    """What a trained model (or a bare encoder) can tell about the pool.
+
+    Every field is optional; a strategy lists the ones it reads in ``requires``.
+
+    proba:              (n_pool, n_classes) class probabilities of the pool.
+    embeddings:         (n_pool, dim) pool embeddings.
+    committee_proba:    (n_members, n_pool, n_classes) probabilities from each committee member
+                        (MC-dropout passes or bootstrap-trained heads).
+    labeled_embeddings: (n_labeled, dim) embeddings of the labeled tasks.
+    labeled_losses:     (n_labeled,) out-of-fold losses of the labeled tasks.
+    """
+
+    proba: np.ndarray | None = None
+    embeddings: np.ndarray | None = None
+    committee_proba: np.ndarray | None = None
+    labeled_embeddings: np.ndarray | None = None
+    labeled_losses: np.ndarray | None = None
+
+    @classmethod
+    def field_names(cls) -> frozenset[str]:
+        return frozenset(f.name for f in fields(cls))
+
+    def missing(self, required: frozenset[str]) -> list[str]:
+        return sorted(name for name in required if getattr(self, name) is None)
+
+
+class MissingOutputsError(ValueError):
+    """A strategy was asked to score without the model outputs it needs."""
+
+
+class QueryStrategy(ABC):
+    """Base class: explicit constructor parameters, one ``query`` method, no hidden state."""
+
+    #: Registry key, as project owners type it in the ML backend's extra params.
+    name: ClassVar[str]
+    #: ``ModelOutputs`` fields this strategy reads.
+    requires: ClassVar[frozenset[str]]
+    #: True when the strategy picks a batch jointly rather than scoring each item alone.
+    batch_aware: ClassVar[bool] = False
+
+    def __init__(self, *, batch_size: int = 10, random_state: int | None = None) -> None:
+        # Every strategy accepts both so the backend can build any of them the same way.
+        self.batch_size = batch_size
+        self.random_state = random_state
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{key}={value!r}" for key, value in vars(self).items())
+        return f"{type(self).__name__}({params})"
+
+    def query(self, outputs: ModelOutputs) -> np.ndarray:
+        """Return informativeness of shape (n_pool,): higher = ask sooner."""
+        missing = outputs.missing(self.requires)
+        if missing:
+            raise MissingOutputsError(
+                f"strategy {self.name!r} needs {', '.join(missing)}, which the model did not provide"
+            )
+        return self._informativeness(outputs)
+
+    @abstractmethod
+    def _informativeness(self, outputs: ModelOutputs) -> np.ndarray:
+        """Compute informativeness; ``outputs`` holds every field in ``requires``."""
+
+
+def as_array(value: np.ndarray, ndim: int, name: str) -> np.ndarray:
+    """``value`` as float64 with the expected number of axes; float64 keeps scores comparable across dtypes."""
+    array = np.asarray(value, dtype=np.float64)
+    if array.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {array.shape}")
+    return array
+
+
+def ranks_to_informativeness(selected: np.ndarray | list[int], base: np.ndarray) -> np.ndarray:
+    """Turn a batch picked in order plus a pointwise score for everything else into informativeness.
+
+    The ``selected`` items come first, in selection order; every other item keeps its ``base`` score,
+    which only has to order the rest (higher = sooner). Selected items are lifted strictly above every
+    base score, so "the top ``len(selected)`` items" is exactly the batch.
+    """
+    selected = np.asarray(selected, dtype=np.intp)
+    if len(np.unique(selected)) != len(selected):
+        raise ValueError("a batch must not repeat an item")
+    informativeness = np.asarray(base, dtype=np.float64).copy()
+    rest = np.ones(len(informativeness), dtype=bool)
+    rest[selected] = False
+    if not np.isfinite(informativeness[rest]).all():
+        raise ValueError("base scores must be finite to rank the items after the batch")
+    ceiling = informativeness[rest].max() if rest.any() else 0.0
+    informativeness[selected] = ceiling + np.arange(len(selected), 0, -1, dtype=np.float64)
+    return informativeness
