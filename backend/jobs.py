@@ -15,14 +15,14 @@ from typing import Any
 import numpy as np
 from rq import get_current_job
 
-from backend.labels import TextClassificationSpec, UnsupportedLabelConfig, parse_label_config
+from backend.labels import UnsupportedLabelConfig, parse_label_config
 from backend.ls_client import LabelStudioClient, PoolTask
-from backend.model_store import ModelStore, ModelVersion, write_json
+from backend.model_store import ModelStore, ModelVersion, PoolRanking, write_json
 from backend.project_state import ProjectState, load_project_state
 from backend.queueing import enqueue_prune, lock_for, release_pending
 from backend.scoring import StrategyUnavailable, collect_outputs, ls_scores, needs_trained_model
 from backend.settings import ProjectSettings, ServiceSettings, SettingsError
-from backend.training import build_classifier, evaluate_holdout, save_classifier
+from backend.training import TextClassifier, build_classifier, evaluate_holdout, save_classifier
 from strategies import MissingOutputsError, make_strategy
 from strategies.stopping import RoundStatistics, StoppingCriterion, round_statistics
 
@@ -30,6 +30,18 @@ log = logging.getLogger(__name__)
 
 #: Local model versions kept per project; older ones go in the prune job.
 KEEP_LOCAL_VERSIONS = 3
+
+
+def publish_version(
+    store: ModelStore, project_id: int, classifier: TextClassifier | None, ranking: PoolRanking, meta: dict[str, Any]
+) -> str:
+    """Write classifier, ranking and metadata as one atomic version; returns its name."""
+    with store.publish(project_id) as (version, folder):
+        if classifier is not None:
+            save_classifier(classifier, folder)
+        ranking.save(folder)
+        write_json(folder / "meta.json", {**meta, "version": version, "created_at": time.time()})
+    return version
 
 
 class Skip(Exception):
@@ -142,36 +154,25 @@ class Retrain:
         scores = ls_scores(informativeness)
 
         store = ModelStore(self.service.model_dir)
-        stopping = self._stopping(store.latest(self.project_id), pool, proba)
-        with store.publish(self.project_id) as (version, folder):
-            if trainable:
-                save_classifier(classifier, folder)
-            np.savez(
-                folder / "pool.npz",
-                task_ids=np.array([t.id for t in pool], dtype=np.int64),
-                scores=scores,
-                informativeness=informativeness,
-                predicted=proba.argmax(1) if proba is not None else np.full(len(pool), -1),
-                confidence=proba.max(1) if proba is not None else np.zeros(len(pool)),
-            )
-            meta = {
-                "version": version,
-                "project": self.project_id,
-                "trained": trainable,
-                "strategy": strategy.name,
-                "settings": self.settings.to_dict(),
-                "classes": list(spec.classes),
-                "label_config_fields": {"from_name": spec.from_name, "to_name": spec.to_name, "value": spec.value_field},
-                "n_labeled": len(labeled),
-                "n_pool": len(pool),
-                "evaluation": evaluation.to_dict() if evaluation else None,
-                "stopping": stopping,
-                "created_at": time.time(),
-            }
-            write_json(folder / "meta.json", meta)
-        log.info("project %s: published %s; stopping signal: %s", self.project_id, version, stopping["recommendation"]["reason"])
+        ranking = PoolRanking.build([t.id for t in pool], scores, informativeness, proba)
+        meta = {
+            "project": self.project_id,
+            "trained": trainable,
+            "strategy": strategy.name,
+            "settings": self.settings.to_dict(),
+            "classes": list(spec.classes),
+            "n_labeled": len(labeled),
+            "n_pool": len(pool),
+            "evaluation": evaluation.to_dict() if evaluation else None,
+            "stopping": self._stopping(store.latest(self.project_id), pool, proba),
+        }
+        version = publish_version(store, self.project_id, classifier if trainable else None, ranking, meta)
+        log.info("project %s: published %s; stopping signal: %s", self.project_id, version, meta["stopping"]["recommendation"]["reason"])
 
-        ls.write_predictions(self.project_id, _predictions(spec, version, pool, scores, proba), self.progress)
+        predictions = [
+            {"task": task_id, **spec.prediction(version, score, label, p)} for task_id, (score, label, p) in ranking.rows().items()
+        ]
+        ls.write_predictions(self.project_id, predictions, self.progress)
         ls.activate_version(self.project_id, version)
         enqueue_prune(self.progress.job.connection, self.service, self.project_id, version)
         seconds = round(time.monotonic() - started, 2)
@@ -193,7 +194,7 @@ def _round_statistics(previous: ModelVersion | None, pool: list[PoolTask], proba
     old = previous.pool() if previous is not None and previous.meta().get("trained") else None
     if old is None:
         return whole
-    old_by_task = dict(zip(old["task_ids"].tolist(), old["predicted"].tolist()))
+    old_by_task = dict(zip(old.task_ids.tolist(), old.predicted.tolist()))
     common = [i for i, task in enumerate(pool) if task.id in old_by_task]
     if not common:
         return whole
@@ -201,14 +202,3 @@ def _round_statistics(previous: ModelVersion | None, pool: list[PoolTask], proba
     return RoundStatistics.from_dict(
         {**agreement.to_dict(), "mean_normalized_entropy": whole.mean_normalized_entropy, "n_pool": whole.n_pool}
     )
-
-
-def _predictions(
-    spec: TextClassificationSpec, version: str, pool: list[PoolTask], scores: np.ndarray, proba: np.ndarray | None
-) -> list[dict[str, Any]]:
-    predictions = []
-    for i, task in enumerate(pool):
-        result = spec.result_for(int(proba[i].argmax()), float(proba[i].max())) if proba is not None else []
-        predictions.append({"task": task.id, "model_version": version, "score": float(scores[i]), "result": result})
-    return predictions
-

@@ -38,6 +38,11 @@ class TextClassificationSpec:
                     return choices[0]
         return None
 
+    def prediction(self, model_version: str, score: float, class_index: int, probability: float) -> dict[str, Any]:
+        """One Label Studio prediction; ``class_index`` -1 means "no suggestion", only a rank."""
+        result = self.result_for(class_index, probability) if class_index >= 0 else []
+        return {"result": result, "score": float(score), "model_version": model_version}
+
     def result_for(self, class_index: int, probability: float) -> list[dict[str, Any]]:
         return [
             {

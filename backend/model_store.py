@@ -36,10 +36,49 @@ class ModelVersion:
     def meta(self) -> dict[str, Any]:
         return json.loads((self.path / "meta.json").read_text())
 
-    def pool(self) -> dict[str, np.ndarray]:
-        """The ranking this version wrote: task ids, scores and predicted class indices."""
-        with np.load(self.path / "pool.npz") as data:
-            return {key: data[key] for key in data.files}
+    def pool(self) -> "PoolRanking":
+        return PoolRanking.load(self.path)
+
+
+@dataclass(frozen=True)
+class PoolRanking:
+    """What a version wrote to Label Studio, one row per unlabeled task.
+
+    ``predicted`` is -1 and ``confidence`` 0 where the version ranked without a trained classifier
+    (cold start).
+    """
+
+    task_ids: np.ndarray
+    scores: np.ndarray
+    informativeness: np.ndarray
+    predicted: np.ndarray
+    confidence: np.ndarray
+
+    @classmethod
+    def build(cls, task_ids, scores, informativeness, proba: np.ndarray | None) -> "PoolRanking":
+        n = len(task_ids)
+        return cls(
+            np.asarray(task_ids, dtype=np.int64),
+            np.asarray(scores, dtype=np.float64),
+            np.asarray(informativeness, dtype=np.float64),
+            proba.argmax(1) if proba is not None else np.full(n, -1),
+            proba.max(1) if proba is not None else np.zeros(n),
+        )
+
+    def save(self, folder: Path) -> None:
+        np.savez(folder / "pool.npz", **self.__dict__)
+
+    @classmethod
+    def load(cls, folder: Path) -> "PoolRanking":
+        with np.load(folder / "pool.npz") as data:
+            return cls(**{key: data[key] for key in data.files})
+
+    def rows(self) -> dict[int, tuple[float, int, float]]:
+        """task id -> (score, predicted class, its probability)."""
+        return {
+            int(task): (float(score), int(label), float(p))
+            for task, score, label, p in zip(self.task_ids, self.scores, self.predicted, self.confidence)
+        }
 
 
 class ModelStore:

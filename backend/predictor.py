@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from backend.labels import TextClassificationSpec
-from backend.model_store import ModelStore, ModelVersion
+from backend.model_store import ModelStore, ModelVersion, PoolRanking
 from backend.scoring import score_against
 from backend.settings import ProjectSettings
 from backend.training import TextClassifier, load_classifier
@@ -36,17 +36,13 @@ class LoadedVersion:
         return ProjectSettings.parse(self.meta["settings"])
 
     @cached_property
-    def pool(self) -> dict[int, tuple[float, int, float]]:
-        """task id -> (score, predicted class, its probability), as written to Label Studio."""
-        data = self.version.pool()
-        return {
-            int(task): (float(score), int(label), float(p))
-            for task, score, label, p in zip(data["task_ids"], data["scores"], data["predicted"], data["confidence"])
-        }
+    def ranking(self) -> PoolRanking:
+        return self.version.pool()
 
     @cached_property
-    def reference_informativeness(self) -> np.ndarray:
-        return self.version.pool()["informativeness"]
+    def pool(self) -> dict[int, tuple[float, int, float]]:
+        """task id -> (score, predicted class, its probability), as written to Label Studio."""
+        return self.ranking.rows()
 
     @cached_property
     def classifier(self) -> TextClassifier | None:
@@ -86,10 +82,7 @@ class Predictor:
         for k, i in enumerate(fresh):
             label, p = (int(fresh_proba[k].argmax()), float(fresh_proba[k].max())) if fresh_proba is not None else (-1, 0.0)
             ranked[i] = (fresh_scores[k], label, p)
-        return [
-            [{"result": spec.result_for(label, p) if label >= 0 else [], "score": score, "model_version": loaded.version.name}]
-            for score, label, p in ranked
-        ]
+        return [[spec.prediction(loaded.version.name, score, label, p)] for score, label, p in ranked]
 
     def _score_fresh(self, loaded: LoadedVersion, texts: list[str]) -> tuple[list[float], np.ndarray | None]:
         if not texts:
@@ -99,4 +92,4 @@ class Predictor:
         if proba is None or strategy.batch_aware or strategy.requires != frozenset({"proba"}):
             return [UNRANKED_SCORE] * len(texts), proba
         informativeness = strategy.query(ModelOutputs(proba=proba))
-        return score_against(loaded.reference_informativeness, informativeness).tolist(), proba
+        return score_against(loaded.ranking.informativeness, informativeness).tolist(), proba

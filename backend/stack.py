@@ -141,7 +141,9 @@ def start_label_studio(port: int, data_dir: Path, log_dir: Path, account: LabelS
         "ML_BLOCK_LOCAL_IP": "false",
         "SSRF_PROTECTION_ENABLED": "false",
         "COLLECT_ANALYTICS": "false",
-        "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "false",
+        # Offline machines: error reports to Sentry would only add retries and timeouts.
+        "SENTRY_DSN": "",
+        "SENTRY_RATE": "0",
     }
     # LS reads these generic names as its own settings; a stray one would move its port or host.
     stray = {name: "" for name in ("USERNAME", "PASSWORD", "HOST", "PORT") if name in os.environ}

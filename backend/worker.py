@@ -11,11 +11,16 @@ import logging
 from redis import Redis
 from rq import Worker
 
+# Imported here, before RQ forks a work horse per job, so each job inherits torch and transformers
+# already loaded instead of paying seconds of imports on every retrain.
+import backend.jobs  # noqa: F401
 from backend.settings import ServiceSettings
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One line per Label Studio page read would bury the retrain's own progress lines.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     service = ServiceSettings.from_env()
     # Queue order is priority: a prune never runs while a retrain waits.
     worker = Worker([service.queue_name, service.prune_queue_name], connection=Redis.from_url(service.redis_url))

@@ -7,6 +7,7 @@ Studio, tasks or torch; the backend turns informativeness into Label Studio's lo
 Batch-aware strategies (coreset, cluster-margin, cold start) pick a batch in order; they still return
 one informativeness per item, derived from the selection order (see ``ranks_to_informativeness``).
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -105,5 +106,7 @@ def ranks_to_informativeness(selected: np.ndarray | list[int], base: np.ndarray)
     if not np.isfinite(informativeness[rest]).all():
         raise ValueError("base scores must be finite to rank the items after the batch")
     ceiling = informativeness[rest].max() if rest.any() else 0.0
-    informativeness[selected] = ceiling + np.arange(len(selected), 0, -1, dtype=np.float64)
+    # Steps scale with the ceiling so that adding them to a huge base score cannot round into a tie.
+    step = max(1.0, abs(ceiling))
+    informativeness[selected] = ceiling + step * np.arange(len(selected), 0, -1, dtype=np.float64)
     return informativeness

@@ -1,0 +1,51 @@
+"""Cold start: with no trained model yet, ask about the items that best represent the pool."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.cluster import KMeans
+
+from .base import ModelOutputs, QueryStrategy, as_array, ranks_to_informativeness
+from .canonical import batch_size_for, canonical_order, count_distinct
+
+
+class ColdStart(QueryStrategy):
+    """Representative sampling: k-means with ``k = batch_size`` on the embeddings, then per cluster the
+    item nearest its centroid, ``argmin_{i in cluster c} ||x_i - mu_c||``; bigger clusters first.
+
+    Yuan, Lin & Boyd-Graber (2020), "Cold-start Active Learning through Self-supervised Language
+    Modeling" (k-means centres as the first batch); Zhu, Wang, Yao & Tsou (2008), "Active Learning with
+    Sampling by Uncertainty and Density for Word Sense Disambiguation and Text Classification"
+    (representativeness). ``k`` is capped at the number of distinct embeddings, so a pool of duplicates
+    yields a shorter batch. Items outside the batch follow by distance to their nearest centroid
+    (closer = more typical = sooner).
+    """
+
+    name = "cold_start"
+    requires = frozenset({"embeddings"})
+    batch_aware = True
+
+    def __init__(self, *, n_init: int = 3, batch_size: int = 10, random_state: int | None = None) -> None:
+        super().__init__(batch_size=batch_size, random_state=random_state)
+        self.n_init = n_init
+
+    def _informativeness(self, outputs: ModelOutputs) -> np.ndarray:
+        pool = as_array(outputs.embeddings, 2, "embeddings")
+        batch_size = batch_size_for(self.batch_size, len(pool))
+        if batch_size == 0:
+            return np.empty(0)
+        # k-means++ seeds by row index; the canonical order makes the clustering independent of pool order.
+        order = canonical_order(pool)
+        points = pool[order]
+        n_clusters = min(batch_size, count_distinct(points))
+        kmeans = KMeans(n_clusters=n_clusters, n_init=self.n_init, random_state=self.random_state).fit(points)
+        distance = kmeans.transform(points)[np.arange(len(points)), kmeans.labels_]
+        sizes = np.bincount(kmeans.labels_, minlength=n_clusters)
+        selected = []
+        for cluster in np.argsort(-sizes, kind="stable"):
+            members = np.flatnonzero(kmeans.labels_ == cluster)
+            if len(members):
+                selected.append(members[np.argmin(distance[members])])
+        base = np.empty(len(pool))
+        base[order] = -distance
+        return ranks_to_informativeness(order[selected], base)

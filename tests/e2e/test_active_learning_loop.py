@@ -1,0 +1,112 @@
+"""The whole loop through real parts: Label Studio 1.23, gunicorn backend, Redis, an RQ worker.
+
+A project owner creates a project from a real dataset package, connects the backend, annotates a few tasks;
+the worker must retrain, write a prediction of the new version on every unlabeled task, switch the
+project to that version, and Label Studio must then serve the lowest-scored task next.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+
+from backend.stack import bbc_news
+
+pytestmark = pytest.mark.e2e
+
+PER_CLASS = 6
+LABELS_PER_CLASS = 2
+
+
+def wait_for(condition, what: str, timeout_s: float = 420.0, every_s: float = 2.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def all_tasks(stack, project_id: int) -> list[dict]:
+    query = json.dumps({"ordering": ["tasks:predictions_score"]})
+    page = stack.ls.call("GET", f"/api/tasks?project={project_id}&fields=all&page_size=1000&query={query}")
+    return page["tasks"]
+
+
+@pytest.mark.parametrize(
+    "extra_params",
+    [
+        pytest.param({"strategy": "margin", "model_mode": "finetune"}, id="margin-finetune"),
+        pytest.param({"strategy": "cluster_margin", "model_mode": "finetune", "query_batch_size": 4}, id="batch-aware-cluster-margin"),
+    ],
+)
+def test_annotations_retrain_and_rank_the_pool(stack, extra_params):
+    rows = list(bbc_news(PER_CLASS))
+    truth = {text: topic for text, topic in rows}
+    classes = sorted(set(truth.values()))
+    project_id = stack.ls.create_project(f"e2e {extra_params['strategy']}", classes)
+    stack.ls.import_tasks(project_id, [text for text, _ in rows])
+    stack.ls.connect_backend(project_id, stack.backend_url, extra_params)
+
+    # Connecting ran /setup, which stored the project's settings for the worker.
+    status = requests.get(f"{stack.backend_url}/status", params={"project": project_id}, timeout=10).json()
+    assert status["settings"]["strategy"] == extra_params["strategy"]
+
+    tasks = stack.ls.call("GET", f"/api/tasks?project={project_id}&page_size=1000")["tasks"]
+    to_label = []
+    for topic in classes:
+        to_label += [t for t in tasks if truth[t["data"]["text"]] == topic][:LABELS_PER_CLASS]
+    for task in to_label:
+        stack.ls.annotate(task["id"], truth[task["data"]["text"]])
+    labeled_ids = {t["id"] for t in to_label}
+
+    def retrained_on_every_label():
+        body = requests.get(f"{stack.backend_url}/status", params={"project": project_id}, timeout=10).json()
+        project = stack.ls.call("GET", f"/api/projects/{project_id}")
+        return body["n_labeled"] == len(labeled_ids) and project["model_version"] == body["model_version"] and body
+
+    status = wait_for(retrained_on_every_label, "a retrain that saw every label to become the project's version")
+    version = status["model_version"]
+    assert status["n_pool"] == len(rows) - len(labeled_ids)
+    assert status["evaluation"]["n_train"] + status["evaluation"]["n_eval"] == len(labeled_ids)
+    assert set(status["stopping"]["recommendation"]) >= {"stop", "reason"}
+    assert (stack.model_dir / f"project-{project_id}" / version / "meta.json").is_file()
+
+    project = stack.ls.call("GET", f"/api/projects/{project_id}")
+    assert project["sampling"] == "Uncertainty sampling"
+
+    unlabeled = [t for t in all_tasks(stack, project_id) if t["id"] not in labeled_ids]
+    scores = {}
+    for task in unlabeled:
+        current = [p for p in task["predictions"] if p["model_version"] == version]
+        assert len(current) == 1, f"task {task['id']} has no prediction of {version}: {task['predictions']}"
+        (prediction,) = current
+        (region,) = prediction["result"]
+        assert region["from_name"] == "topic" and region["to_name"] == "text"
+        assert region["value"]["choices"][0] in classes
+        assert 0.0 <= prediction["score"] < 1.0
+        scores[task["id"]] = prediction["score"]
+    assert len(set(scores.values())) == len(scores), "rank-based scores must be distinct"
+
+    served = stack.ls.call("GET", f"/api/projects/{project_id}/next")
+    assert served["id"] == min(scores, key=scores.get)
+
+    # /predict serves the same ranking for pool tasks, and a suggestion for a task it never ranked.
+    pool_task = next(t for t in unlabeled if t["id"] == served["id"])
+    body = {
+        "project": f"{project_id}.1700000000",
+        "label_config": project["label_config"],
+        "tasks": [{"id": pool_task["id"], "data": pool_task["data"]}, {"id": 10**9, "data": {"text": "The striker scored twice in the cup final."}}],
+    }
+    response = requests.post(f"{stack.backend_url}/predict", json=body, timeout=60)
+    assert response.status_code == 200, response.text
+    ranked, fresh = response.json()["results"]
+    assert ranked[0]["score"] == pytest.approx(scores[pool_task["id"]])
+    assert ranked[0]["model_version"] == fresh[0]["model_version"] == version
+    assert fresh[0]["result"][0]["value"]["choices"][0] in classes
+
+    versions = requests.get(f"{stack.backend_url}/versions", params={"project": project_id}, timeout=10).json()
+    assert versions["versions"][0] == version

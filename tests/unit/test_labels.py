@@ -1,0 +1,63 @@
+import pytest
+
+from backend.labels import UnsupportedLabelConfig, parse_label_config
+
+CUSTOM = """<View>
+  <Header value="Is this review positive?"/>
+  <Text name="review_body" value="$review"/>
+  <Choices name="verdict" toName="review_body" choice="single-radio">
+    <Choice value="Positive"/><Choice value="Negative" alias="neg"/>
+  </Choices>
+</View>"""
+
+
+def test_any_tag_names_and_field_are_read_from_the_config():
+    spec = parse_label_config(CUSTOM)
+    assert (spec.from_name, spec.to_name, spec.value_field) == ("verdict", "review_body", "review")
+    assert spec.classes == ("Positive", "neg")  # LS stores the alias in results
+    assert spec.text_of({"review": "fine"}) == "fine"
+
+
+def test_results_round_trip_through_the_spec():
+    spec = parse_label_config(CUSTOM)
+    result = spec.result_for(1, 0.75)
+    assert result == [
+        {"from_name": "verdict", "to_name": "review_body", "type": "choices", "value": {"choices": ["neg"]}, "score": 0.75}
+    ]
+    assert spec.label_of(result) == "neg"
+    assert spec.label_of([{"from_name": "other", "type": "choices", "value": {"choices": ["x"]}}]) is None
+
+
+@pytest.mark.parametrize(
+    "config, fragment",
+    [
+        ("", "empty"),
+        ("<View><Text name='t' value='$t'>", "not valid XML"),
+        (
+            "<View><Text name='t' value='$t'/><Choices name='c' toName='t' choice='multiple'><Choice value='a'/><Choice value='b'/></Choices></View>",
+            "multiple-choice",
+        ),
+        (
+            "<View><Image name='i' value='$img'/><Choices name='c' toName='i'><Choice value='a'/><Choice value='b'/></Choices></View>",
+            "only <Text> objects",
+        ),
+        (
+            "<View><Text name='t' value='$t'/><Labels name='l' toName='t'><Label value='PER'/></Labels></View>",
+            "exactly one <Choices>",
+        ),
+        ("<View><Text name='t' value='$t'/><Choices name='c' toName='t'><Choice value='a'/></Choices></View>", "at least 2"),
+        (
+            "<View><Text name='t' value='$t' valueType='url'/><Choices name='c' toName='t'><Choice value='a'/><Choice value='b'/></Choices></View>",
+            "not a URL",
+        ),
+    ],
+)
+def test_unsupported_configs_are_refused_with_the_reason(config, fragment):
+    with pytest.raises(UnsupportedLabelConfig) as error:
+        parse_label_config(config)
+    assert fragment in str(error.value)
+
+
+def test_missing_text_field_names_it():
+    with pytest.raises(KeyError, match="review"):
+        parse_label_config(CUSTOM).text_of({"text": "x"})

@@ -1,0 +1,38 @@
+import pytest
+
+from backend.model_store import ModelStore, write_json
+
+
+def publish(store, project_id, marker):
+    with store.publish(project_id) as (name, folder):
+        write_json(folder / "meta.json", {"marker": marker})
+    return name
+
+
+def test_versions_are_numbered_and_the_newest_is_served(tmp_path):
+    store = ModelStore(tmp_path)
+    assert store.latest(7) is None
+    first, second = publish(store, 7, "a"), publish(store, 7, "b")
+    assert first.startswith("v0001-") and second.startswith("v0002-")
+    assert store.latest(7).name == second and store.latest(7).meta() == {"marker": "b"}
+    assert [v.name for v in store.versions(7)] == [first, second]
+    assert store.latest(8) is None  # projects never see each other's versions
+
+
+def test_a_half_written_version_is_never_visible(tmp_path):
+    store = ModelStore(tmp_path)
+    good = publish(store, 1, "good")
+    with pytest.raises(RuntimeError):
+        with store.publish(1) as (name, folder):
+            (folder / "meta.json").write_text('{"marker": "half')
+            assert store.latest(1).name == good  # readers keep seeing the complete one while writing
+            raise RuntimeError("worker killed mid-write")
+    assert store.latest(1).name == good
+    assert [p.name for p in store.project_dir(1).iterdir()] == [good]  # the staging folder is gone
+
+
+def test_old_versions_are_removed_newest_kept(tmp_path):
+    store = ModelStore(tmp_path)
+    names = [publish(store, 3, str(i)) for i in range(5)]
+    assert store.remove_older_than(3, keep=2) == names[:3]
+    assert [v.name for v in store.versions(3)] == names[3:]

@@ -1,0 +1,47 @@
+"""Coalescing against a real Redis and real RQ queues."""
+from rq import Queue
+
+from backend.queueing import enqueue_retrain, lock_for, pending_key, release_pending
+
+
+def test_a_webhook_burst_enqueues_one_retrain(redis, service_settings):
+    results = [enqueue_retrain(redis, service_settings, 5, "burst") for _ in range(25)]
+    assert not results[0].coalesced and all(r.coalesced for r in results[1:])
+    assert {r.job_id for r in results} == {results[0].job_id}
+    queue = Queue(service_settings.queue_name, connection=redis)
+    assert queue.job_ids == [results[0].job_id]
+    assert queue.fetch_job(results[0].job_id).retries_left == 3  # LS or Redis outages get retried
+
+
+def test_projects_do_not_coalesce_with_each_other(redis, service_settings):
+    a = enqueue_retrain(redis, service_settings, 1, "x")
+    b = enqueue_retrain(redis, service_settings, 2, "x")
+    assert a.job_id != b.job_id and not b.coalesced
+
+
+def test_while_one_runs_exactly_one_more_is_queued(redis, service_settings):
+    first = enqueue_retrain(redis, service_settings, 9, "first")
+    # The running job takes the project lock, then releases its pending slot (what jobs.retrain does).
+    lock = lock_for(redis, 9, timeout_s=30)
+    assert lock.acquire(blocking=False)
+    release_pending(redis, 9, first.job_id)
+    Queue(service_settings.queue_name, connection=redis).remove(first.job_id)  # it left the queue to run
+
+    during = [enqueue_retrain(redis, service_settings, 9, "during") for _ in range(10)]
+    assert not during[0].coalesced and all(r.coalesced for r in during[1:])
+    assert Queue(service_settings.queue_name, connection=redis).job_ids == [during[0].job_id]
+    lock.release()
+
+
+def test_a_dead_pending_job_does_not_block_new_retrains(redis, service_settings):
+    redis.set(pending_key(4), "retrain-4-vanished")  # e.g. Redis lost the job but kept the key
+    fresh = enqueue_retrain(redis, service_settings, 4, "after loss")
+    assert not fresh.coalesced and redis.get(pending_key(4)).decode() == fresh.job_id
+
+
+def test_release_only_clears_its_own_slot(redis, service_settings):
+    mine = enqueue_retrain(redis, service_settings, 6, "x")
+    release_pending(redis, 6, "someone-else")
+    assert redis.get(pending_key(6)).decode() == mine.job_id
+    release_pending(redis, 6, mine.job_id)
+    assert redis.get(pending_key(6)) is None

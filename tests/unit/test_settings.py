@@ -1,0 +1,69 @@
+import pytest
+
+from backend.settings import ProjectSettings, ServiceSettings, SettingsError
+from strategies import STRATEGY_NAMES
+
+
+def test_defaults_come_from_the_environment_and_extra_params_override_them():
+    env = {"AL_STRATEGY": "entropy", "AL_EPOCHS": "2"}
+    assert ProjectSettings.parse(None, env).strategy == "entropy"
+    settings = ProjectSettings.parse({"strategy": "least_confidence", "learning_rate": 1e-4}, env)
+    assert (settings.strategy, settings.epochs, settings.learning_rate) == ("least_confidence", 2, 1e-4)
+
+
+def test_extra_params_may_arrive_as_json_text():
+    assert ProjectSettings.parse('{"query_batch_size": 32}', {}).query_batch_size == 32
+    assert ProjectSettings.parse("", {}) == ProjectSettings()
+
+
+def test_unknown_strategy_names_every_valid_one():
+    with pytest.raises(SettingsError) as error:
+        ProjectSettings.parse({"strategy": "magic"}, {})
+    message = str(error.value)
+    assert "'magic'" in message and all(name in message for name in STRATEGY_NAMES)
+
+
+@pytest.mark.parametrize(
+    "params, fragment",
+    [
+        ({"epochs": 0}, "epochs must be at least 1"),
+        ({"epochs": "three"}, "epochs (from extra_params) must be an integer"),
+        ({"epochs": 2.5}, "must be an integer"),
+        ({"learning_rate": 3}, "learning_rate must be in (0, 1)"),
+        ({"model_mode": "lora"}, "choose one of: finetune, head"),
+        ({"device": "tpu"}, "choose one of: auto, cpu, cuda"),
+        ({"min_labels": 1}, "min_labels must be at least 2"),
+        ({"bogus": 1}, "unknown extra param 'bogus'; valid params:"),
+        ("[1, 2]", "must be a JSON object"),
+        ("{not json", "not valid JSON"),
+    ],
+)
+def test_invalid_values_say_what_is_wrong(params, fragment):
+    with pytest.raises(SettingsError) as error:
+        ProjectSettings.parse(params, {})
+    assert fragment in str(error.value)
+
+
+def test_bad_environment_default_names_the_variable():
+    with pytest.raises(SettingsError, match="AL_EPOCHS"):
+        ProjectSettings.parse(None, {"AL_EPOCHS": "many"})
+
+
+def test_service_settings_follow_label_studio_names(tmp_path):
+    service = ServiceSettings.from_env(
+        {
+            "LABEL_STUDIO_URL": "http://ls:8080/",
+            "LABEL_STUDIO_API_KEY": "token",
+            "MODEL_DIR": str(tmp_path),
+            "REDIS_URL": "redis://r:6379/2",
+            "BASIC_AUTH_USER": "u",
+            "BASIC_AUTH_PASS": "p",
+        }
+    )
+    assert service.label_studio_url == "http://ls:8080"
+    assert (service.model_dir, service.redis_url, service.basic_auth_user) == (tmp_path, "redis://r:6379/2", "u")
+
+
+def test_half_configured_basic_auth_is_refused():
+    with pytest.raises(SettingsError, match="BASIC_AUTH_USER and BASIC_AUTH_PASS"):
+        ServiceSettings.from_env({"BASIC_AUTH_USER": "only-user"})
