@@ -34,7 +34,9 @@ def collect_outputs(
     """Compute exactly the ``ModelOutputs`` fields the strategy requires (``proba`` may be passed in)."""
     needs = strategy.requires
     values: dict[str, np.ndarray] = {}
-    if "proba" in needs:
+    # Probabilities already computed for the suggestions are passed on even when not required: a
+    # strategy like ``random`` works from whatever output is present.
+    if proba is not None or "proba" in needs:
         values["proba"] = proba if proba is not None else classifier.predict_proba(pool_texts, progress)
     if "embeddings" in needs:
         values["embeddings"] = classifier.embed(pool_texts, progress)

@@ -110,3 +110,10 @@ def test_annotations_retrain_and_rank_the_pool(stack, extra_params):
 
     versions = requests.get(f"{stack.backend_url}/versions", params={"project": project_id}, timeout=10).json()
     assert versions["versions"][0] == version
+
+    # Older versions' predictions are pruned from LS by the low-priority job; the current one stays whole.
+    def only_current_version_left():
+        counts = stack.ls.call("GET", f"/api/projects/{project_id}/model-versions")
+        return counts == {version: len(unlabeled)}
+
+    wait_for(only_current_version_left, "older prediction versions to be pruned", timeout_s=120)

@@ -1,0 +1,388 @@
+"""Offline simulation CLI (backend/simulate.py).
+
+One end-to-end subprocess run loads the real bundled encoder (head mode, tiny inputs); everything else
+runs in-process, with a bag-of-words stand-in classifier where a model is needed, to stay fast.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from backend import simulate
+from backend.simulate import (
+    Dataset,
+    InputError,
+    SimulationConfig,
+    initial_indices,
+    learning_curve_auc,
+    labels_to_reach,
+    make_split,
+    read_dataset,
+    select_batch,
+    summarize,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+WORDS = {
+    "sport": ["goal", "match", "team", "score", "league", "coach", "referee", "season"],
+    "tech": ["chip", "software", "laptop", "code", "robot", "data", "server", "cloud"],
+    "food": ["pizza", "pasta", "salad", "bread", "cheese", "soup", "butter", "spice"],
+}
+LABEL_CONFIG = """<View>
+  <Text name="text" value="$review"/>
+  <Choices name="topic" toName="text" choice="single">
+    <Choice value="sport"/><Choice value="tech"/><Choice value="food"/>
+  </Choices>
+</View>"""
+
+
+def tiny_rows(n: int = 60, seed: int = 0) -> list[dict[str, str]]:
+    rng = np.random.default_rng(seed)
+    classes = list(WORDS)
+    rows = []
+    for i in range(n):
+        label = classes[i % len(classes)]
+        words = rng.choice(WORDS[label], size=5).tolist() + rng.choice(WORDS[classes[(i + 1) % 3]], size=1).tolist()
+        rows.append({"text": " ".join(words) + f" note {i}", "label": label})
+    return rows
+
+
+def write_csv(path: Path, rows: list[dict], columns=("text", "label")) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def ls_export(rows: list[dict], *, unlabeled: int = 0) -> list[dict]:
+    tasks = []
+    for i, row in enumerate(rows):
+        tasks.append({
+            "id": i + 1,
+            "data": {"review": row["text"], "meta_id": i},
+            "annotations": [
+                {"id": 100 + i, "was_cancelled": False, "result": [
+                    {"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": [row["label"]]}}
+                ]}
+            ],
+        })
+    for j in range(unlabeled):
+        tasks.append({"id": 1000 + j, "data": {"review": f"unlabeled {j}", "meta_id": -1}, "annotations": []})
+    return tasks
+
+
+class BagOfWords:
+    """Stand-in for the worker's TextClassifier (same interface), so in-process tests need no model."""
+
+    def __init__(self, classes, settings):
+        self.classes, self.settings = list(classes), settings
+        self.vectorizer = HashingVectorizer(n_features=256, alternate_sign=False, norm="l2")
+        self.head = None
+
+    def embed(self, texts, progress=None):
+        return self.vectorizer.transform(list(texts)).toarray().astype(np.float32)
+
+    def fit(self, texts, y, progress=None):
+        self.head = LogisticRegression(max_iter=500, C=10.0).fit(self.embed(texts), y)
+        return self
+
+    def predict_proba(self, texts, progress=None):
+        proba = np.zeros((len(texts), len(self.classes)))
+        proba[:, self.head.classes_] = self.head.predict_proba(self.embed(texts))
+        return proba
+
+    def committee_proba(self, texts, members, progress=None):
+        return np.stack([self.predict_proba(texts)] * members)
+
+
+@pytest.fixture
+def fake_model(monkeypatch):
+    import backend.training
+
+    monkeypatch.setattr(backend.training, "build_classifier", lambda classes, settings: BagOfWords(classes, settings))
+
+
+def run_cli(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.run(
+        [sys.executable, "-m", "backend.simulate", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+# ------------------------------------------------------------------------------ end to end, real model
+
+
+@pytest.fixture(scope="module")
+def e2e_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    data = write_csv(tmp / "tiny.csv", tiny_rows(60))
+    out = tmp / "out"
+    proc = run_cli(
+        str(data), "--strategies", "margin,random", "--seeds", "0,1", "--rounds", "2", "--initial", "6",
+        "--batch-size", "5", "--mode", "head", "--max-length", "16", "--out", str(out),
+    )
+    return proc, out
+
+
+def test_cli_end_to_end_writes_consistent_outputs(e2e_run):
+    proc, out = e2e_run
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    rows = read_csv(out / "rounds.csv")
+    assert list(rows[0]) == list(simulate.ROUND_COLUMNS)
+    assert len(rows) == 2 * 2 * 3  # strategies × seeds × (rounds + 1)
+    for strategy in ("margin", "random"):
+        for seed in ("0", "1"):
+            run = [r for r in rows if r["strategy"] == strategy and r["seed"] == seed]
+            assert [int(r["round"]) for r in run] == [0, 1, 2]
+            assert [int(r["labels_used"]) for r in run] == [6, 11, 16]
+            for r in run:
+                for metric in ("accuracy", "precision_macro", "recall_macro", "f1_macro"):
+                    assert 0.0 <= float(r[metric]) <= 1.0
+                assert float(r["train_seconds"]) >= 0 and float(r["query_seconds"]) >= 0
+            assert float(run[-1]["query_seconds"]) == 0.0  # no query after the last round
+    summary = read_csv(out / "summary.csv")
+    assert [s["strategy"] for s in summary] == ["margin", "random"]
+    assert all(s["n_seeds"] == "2" for s in summary)
+    assert float(next(s for s in summary if s["strategy"] == "random")["delta_auc_vs_random_mean"]) == 0.0
+    md = (out / "summary.md").read_text()
+    assert "| margin |" in md and "| random |" in md
+    png = (out / "learning_curve.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 1000
+
+
+def test_cli_progress_and_summary_on_stderr(e2e_run):
+    proc, _ = e2e_run
+    assert "simulate" in proc.stderr  # the tqdm bar's description
+    assert "margin: AUC" in proc.stderr
+
+
+# --------------------------------------------------------------------------- in-process, stand-in model
+
+
+def test_label_studio_export_runs_end_to_end(tmp_path, fake_model, capsys):
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps(ls_export(tiny_rows(45), unlabeled=3)))
+    config = tmp_path / "config.xml"
+    config.write_text(LABEL_CONFIG)
+    out = tmp_path / "out"
+    code = simulate.main([
+        str(export), "--label-config", str(config), "--strategies", "entropy,random,coreset", "--n-seeds", "2",
+        "--rounds", "3", "--initial", "5", "--batch-size", "4", "--out", str(out), "--quiet",
+    ])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "skipped 3 tasks" in err
+    rows = read_csv(out / "rounds.csv")
+    assert len(rows) == 3 * 2 * 4
+    assert sorted({int(r["labels_used"]) for r in rows}) == [5, 9, 13, 17]
+    assert {s["strategy"] for s in read_csv(out / "summary.csv")} == {"entropy", "random", "coreset"}
+
+
+def test_label_studio_export_infers_fields_or_asks(tmp_path):
+    tasks = ls_export(tiny_rows(12))
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps(tasks))
+    # Only one *string* data field ("review"; meta_id is a number): inferred.
+    data = read_dataset(export)
+    assert data.classes == ["food", "sport", "tech"] and len(data.texts) == 12
+    assert data.texts[0] == tasks[0]["data"]["review"]
+    # Two string fields: ambiguous, ask for --text-field.
+    for task in tasks:
+        task["data"]["title"] = "x"
+    export.write_text(json.dumps(tasks))
+    with pytest.raises(InputError, match="--text-field"):
+        read_dataset(export)
+    assert len(read_dataset(export, text_field="review").texts) == 12
+    # Label config order wins for classes.
+    config = tmp_path / "c.xml"
+    config.write_text(LABEL_CONFIG)
+    assert read_dataset(export, label_config=str(config)).classes == ["sport", "tech", "food"]
+
+
+def test_cancelled_annotations_are_ignored(tmp_path):
+    tasks = ls_export(tiny_rows(12))
+    tasks[0]["annotations"][0]["was_cancelled"] = True
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps(tasks))
+    data = read_dataset(export)
+    assert len(data.texts) == 11 and data.skipped == 1
+
+
+def test_jsonl_and_custom_columns(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join(json.dumps({"body": r["text"], "y": r["label"]}) for r in tiny_rows(9)) + "\n")
+    data = read_dataset(path, text_column="body", label_column="y")
+    assert len(data.texts) == 9 and len(data.classes) == 3
+
+
+def test_cold_start_initial_set(tmp_path, fake_model, capsys):
+    data = write_csv(tmp_path / "d.csv", tiny_rows(60))
+    code = simulate.main([str(data), "--strategies", "margin", "--seeds", "3", "--rounds", "1", "--initial", "6",
+                          "--batch-size", "3", "--initial-strategy", "cold_start", "--out", str(tmp_path / "o"), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert [r["labels_used"] for r in read_csv(tmp_path / "o" / "rounds.csv")] == ["6", "9"]
+
+
+def test_simulation_is_reproducible_and_never_requeries(fake_model):
+    rows = tiny_rows(60)
+    data = Dataset([r["text"] for r in rows], [r["label"] for r in rows], sorted(WORDS))
+    config = SimulationConfig(strategies=("margin", "random"), seeds=(0,), initial=6, batch_size=5, rounds=4)
+    first = simulate.simulate(data, config, progress=False)
+    second = simulate.simulate(data, config, progress=False)
+    strip = lambda rs: [{k: v for k, v in r.items() if not k.endswith("seconds")} for r in rs]  # noqa: E731
+    assert strip(first.rows) == strip(second.rows)
+    assert [r["labels_used"] for r in first.rows if r["strategy"] == "margin"] == [6, 11, 16, 21, 26]
+
+
+# ---------------------------------------------------------------------------------- pure helpers
+
+
+def test_split_and_initial_set_are_stratified_and_fixed_per_seed():
+    y = np.repeat([0, 1, 2], [30, 20, 10])
+    pool, test = make_split(y, 0.2, seed=1)
+    assert len(test) == 12 and not set(pool) & set(test)
+    assert np.array_equal(test, make_split(y, 0.2, seed=1)[1])
+    assert set(np.bincount(y[test])) == {6, 4, 2}
+    chosen = initial_indices(y[pool], 6, seed=0)
+    assert len(set(chosen)) == 6 and set(y[pool][chosen]) == {0, 1, 2}
+    assert np.array_equal(chosen, initial_indices(y[pool], 6, seed=0))
+    assert not np.array_equal(chosen, initial_indices(y[pool], 6, seed=5))
+
+
+def test_select_batch_takes_highest_with_stable_ties():
+    assert select_batch(np.array([0.1, 0.9, 0.5, 0.9, 0.2]), 3).tolist() == [1, 3, 2]
+
+
+def test_auc_and_labels_to_reach():
+    assert learning_curve_auc([10, 20, 30], [0.5, 0.5, 0.5]) == pytest.approx(0.5)
+    assert learning_curve_auc([10, 20, 30], [0.0, 1.0, 1.0]) == pytest.approx(0.75)
+    assert learning_curve_auc([10], [0.8]) == pytest.approx(0.8)
+    assert labels_to_reach([10, 20, 30], [0.5, 0.9, 0.95], 0.9) == 20
+    assert labels_to_reach([10, 20, 30], [0.5, 0.6, 0.7], 0.9) is None
+
+
+def test_summary_reports_not_reached_and_delta_to_random():
+    rows = []
+    for strategy, curve in (("random", [0.5, 0.6, 0.7]), ("margin", [0.5, 0.8, 0.9])):
+        for seed in (0, 1):
+            for k, acc in enumerate(curve):
+                rows.append({"strategy": strategy, "seed": seed, "round": k, "labels_used": 10 + 10 * k,
+                             "accuracy": acc, "f1_macro": acc, "train_seconds": 0.1, "query_seconds": 0.01})
+    summary = {e["strategy"]: e for e in summarize(rows, {0: 0.9, 1: 0.9})}
+    assert summary["margin"]["delta_auc_vs_random_mean"] == pytest.approx(0.15)
+    assert summary["margin"]["labels_to_98_mean"] == 30 and summary["margin"]["labels_to_98_reached"] == "2/2"
+    assert summary["random"]["labels_to_95_reached"] == "0/2"
+    assert "not reached" in simulate.summary_markdown(list(summary.values()))
+
+
+# ----------------------------------------------------------------------------------- bad input
+
+
+def _error(argv, capsys) -> str:
+    code = simulate.main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+@pytest.fixture
+def good_csv(tmp_path) -> Path:
+    return write_csv(tmp_path / "good.csv", tiny_rows(60))
+
+
+def test_error_missing_file(tmp_path, capsys):
+    assert "input file not found" in _error([str(tmp_path / "nope.csv")], capsys)
+
+
+def test_error_missing_column_lists_available(tmp_path, capsys):
+    path = write_csv(tmp_path / "d.csv", [{"body": r["text"], "label": r["label"]} for r in tiny_rows(9)], ("body", "label"))
+    message = _error([str(path)], capsys)
+    assert "text column 'text' not found" in message and "available columns: body, label" in message
+    message = _error([str(path), "--text-column", "body", "--label-column", "topic"], capsys)
+    assert "label column 'topic' not found" in message
+
+
+def test_error_single_class(tmp_path, capsys):
+    path = write_csv(tmp_path / "d.csv", [{"text": f"t {i}", "label": "a"} for i in range(10)])
+    assert "at least 2 classes" in _error([str(path)], capsys)
+
+
+def test_error_empty_texts_counts_rows(tmp_path, capsys):
+    rows = tiny_rows(30)
+    for i in (3, 7):
+        rows[i]["text"] = "  "
+    message = _error([str(write_csv(tmp_path / "d.csv", rows))], capsys)
+    assert "2 of 30 rows have an empty text" in message and "rows 4, 8" in message
+
+
+def test_error_empty_labels(tmp_path, capsys):
+    rows = tiny_rows(30)
+    rows[0]["label"] = ""
+    assert "1 of 30 rows have an empty label" in _error([str(write_csv(tmp_path / "d.csv", rows))], capsys)
+
+
+def test_error_unknown_strategy_lists_valid(good_csv, capsys):
+    message = _error([str(good_csv), "--strategies", "margin,bogus"], capsys)
+    assert "'bogus'" in message and "margin" in message and "entropy" in message and "random" in message
+
+
+def test_error_sizes_that_do_not_fit(good_csv, capsys):
+    message = _error([str(good_csv), "--initial", "10", "--batch-size", "10", "--rounds", "10"], capsys)
+    assert "110 labels" in message and "pool has only 48 rows" in message
+    assert "smaller than the number of classes" in _error([str(good_csv), "--initial", "2"], capsys)
+    assert "--batch-size must be at least 1" in _error([str(good_csv), "--batch-size", "0"], capsys)
+    assert "--test-fraction" in _error([str(good_csv), "--test-fraction", "1.5"], capsys)
+    assert "--test-fraction" in _error([str(good_csv), "--test-fraction", "0.01"], capsys)
+
+
+def test_error_bad_seeds_and_options(good_csv, capsys):
+    assert "--seeds must be comma-separated integers" in _error([str(good_csv), "--seeds", "0,x"], capsys)
+    assert "invalid choice" in _error([str(good_csv), "--mode", "tiny"], capsys)
+    assert "not a local model folder" in _error([str(good_csv), "--model", "/no/such/model"], capsys)
+
+
+def test_error_rare_class_and_bad_files(tmp_path, capsys):
+    rows = tiny_rows(30) + [{"text": "lonely", "label": "other"}]
+    assert "fewer than 2 examples" in _error([str(write_csv(tmp_path / "d.csv", rows))], capsys)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert "not valid JSON" in _error([str(bad)], capsys)
+    odd = tmp_path / "data.xlsx"
+    odd.write_text("x")
+    assert "use a .csv" in _error([str(odd)], capsys)
+
+
+def test_error_label_studio_choices_outside_config(tmp_path, capsys):
+    tasks = ls_export(tiny_rows(12))
+    tasks[0]["annotations"][0]["result"][0]["value"]["choices"] = ["weather"]
+    export = tmp_path / "e.json"
+    export.write_text(json.dumps(tasks))
+    config = tmp_path / "c.xml"
+    config.write_text(LABEL_CONFIG)
+    assert "weather" in _error([str(export), "--label-config", str(config)], capsys)
+    assert "label config file not found" in _error([str(export), "--label-config", str(tmp_path / "x.xml")], capsys)
+
+
+def test_error_exit_code_in_subprocess(tmp_path):
+    proc = run_cli(str(tmp_path / "missing.csv"), timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: input file not found") and "Traceback" not in proc.stderr

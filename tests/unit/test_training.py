@@ -1,0 +1,105 @@
+"""The CPU path of both model modes, with the bundled model (tiny settings keep it fast)."""
+from contextlib import nullcontext
+
+import numpy as np
+import pytest
+import torch
+
+from backend.scoring import StrategyUnavailable, collect_outputs
+from backend.settings import ProjectSettings, SettingsError
+from backend.training import (
+    autocast_for,
+    build_classifier,
+    evaluate_holdout,
+    holdout_split,
+    load_classifier,
+    out_of_fold_losses,
+    save_classifier,
+    select_device,
+)
+from strategies import make_strategy
+
+TEXTS = ["great movie", "awful film", "loved it", "hated it", "wonderful acting", "terrible plot", "a joy", "a bore"]
+Y = np.array([0, 1, 0, 1, 0, 1, 0, 1])
+CLASSES = ["pos", "neg", "meh"]  # a class nobody labeled yet still gets a column
+
+
+def tiny(mode, **overrides):
+    return ProjectSettings(model_mode=mode, epochs=1, batch_size=4, max_length=16, **overrides)
+
+
+@pytest.mark.parametrize("mode", ["finetune", "head"])
+def test_fit_predict_save_load_round_trip(mode, tmp_path):
+    classifier = build_classifier(CLASSES, tiny(mode)).fit(TEXTS, Y)
+    proba = classifier.predict_proba(["superb", "dreadful"])
+    assert proba.shape == (2, 3) and np.allclose(proba.sum(1), 1.0)
+    assert classifier.embed(TEXTS[:3]).shape == (3, 384)
+    committee = classifier.committee_proba(TEXTS[:3], 4)
+    assert committee.shape == (4, 3, 3) and np.allclose(committee.sum(-1), 1.0)
+    save_classifier(classifier, tmp_path)
+    reloaded = load_classifier(tmp_path, tiny(mode))
+    assert reloaded.classes == CLASSES
+    np.testing.assert_allclose(reloaded.predict_proba(["superb", "dreadful"]), proba, atol=1e-5)
+
+
+def test_mc_dropout_members_differ_but_eval_is_deterministic():
+    classifier = build_classifier(CLASSES, tiny("finetune")).fit(TEXTS, Y)
+    committee = classifier.committee_proba(TEXTS, 3)
+    assert not np.allclose(committee[0], committee[1])  # dropout on: members disagree
+    np.testing.assert_array_equal(classifier.predict_proba(TEXTS), classifier.predict_proba(TEXTS))
+
+
+def test_progress_is_reported_during_training():
+    seen = []
+    build_classifier(CLASSES, tiny("finetune")).fit(TEXTS, Y, progress=lambda stage, done, total: seen.append((stage, done, total)))
+    assert seen[-1] == ("train", 2, 2)
+
+
+def test_cpu_runs_in_float32_and_cuda_is_refused_without_a_gpu():
+    assert select_device("cpu") == torch.device("cpu")
+    assert isinstance(autocast_for(torch.device("cpu")), nullcontext)
+    if torch.cuda.is_available():
+        assert select_device("auto").type == "cuda"
+        assert isinstance(autocast_for(torch.device("cuda")), torch.autocast)
+    else:
+        assert select_device("auto") == torch.device("cpu")
+        with pytest.raises(SettingsError, match="no CUDA GPU is visible"):
+            select_device("cuda")
+
+
+def test_holdout_is_stratified_and_refuses_too_few_labels():
+    train, held = holdout_split(Y, 0.25, seed=0)
+    assert sorted(np.concatenate([train, held]).tolist()) == list(range(len(Y)))
+    assert sorted(Y[held].tolist()) == [0, 1]
+    assert holdout_split(np.array([0, 1]), 0.2, seed=0) is None  # nothing left to hold out
+
+
+def test_evaluation_reports_sklearn_metrics():
+    settings = tiny("head", eval_fraction=0.25)
+    evaluation = evaluate_holdout(lambda: build_classifier(CLASSES, settings), TEXTS, Y, settings)
+    assert (evaluation.n_train, evaluation.n_eval) == (6, 2)
+    for metric in (evaluation.accuracy, evaluation.precision_macro, evaluation.recall_macro, evaluation.f1_macro):
+        assert 0.0 <= metric <= 1.0
+    too_few = evaluate_holdout(lambda: build_classifier(CLASSES, settings), TEXTS[:2], Y[:2], settings)
+    assert too_few.accuracy is None and "too few" in too_few.note
+
+
+def test_out_of_fold_losses_are_per_label_and_positive():
+    X = np.random.default_rng(0).normal(size=(10, 4))
+    y = np.array([0, 1] * 5)
+    losses = out_of_fold_losses(X, y, seed=0)
+    assert losses.shape == (10,) and (losses > 0).all()
+    with pytest.raises(ValueError, match="at least 2 labels in each"):
+        out_of_fold_losses(X[:3], np.array([0, 1, 1]), seed=0)
+
+
+def test_strategy_outputs_are_collected_or_refused_with_the_reason():
+    classifier = build_classifier(CLASSES, tiny("head")).fit(TEXTS, Y)
+    pool = ["fine", "bad", "ok"]
+    outputs = collect_outputs(classifier, make_strategy("difficulty"), pool, TEXTS, Y, committee_size=3, seed=0)
+    assert outputs.embeddings.shape == (3, 384) and outputs.labeled_losses.shape == (8,)
+    assert outputs.proba is None  # computed only when needed
+    with pytest.raises(StrategyUnavailable, match="difficulty"):
+        collect_outputs(classifier, make_strategy("difficulty"), pool, TEXTS[:3], Y[:3], committee_size=3, seed=0)
+    committee = collect_outputs(classifier, make_strategy("bald"), pool, TEXTS, Y, committee_size=3, seed=0)
+    assert committee.committee_proba.shape == (3, 3, 3)
