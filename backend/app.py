@@ -20,7 +20,13 @@ from werkzeug.exceptions import HTTPException
 from backend.labels import UnsupportedLabelConfig, parse_label_config
 from backend.model_store import ModelStore
 from backend.predictor import Predictor
-from backend.project_state import ProjectState, load_project_state, parse_project_id, save_project_state
+from backend.project_state import (
+    ProjectState,
+    load_project_state,
+    load_retrain_outcome,
+    parse_project_id,
+    save_project_state,
+)
 from backend.queueing import enqueue_retrain, pending_key
 from backend.settings import ProjectSettings, ServiceSettings, SettingsError
 from strategies import STRATEGY_NAMES
@@ -146,6 +152,7 @@ def create_app(service: ServiceSettings | None = None, redis: Redis | None = Non
             n_labeled=meta.get("n_labeled"),
             n_pool=meta.get("n_pool"),
             versions=[v.name for v in reversed(store.versions(project_id))],
+            last_retrain=load_retrain_outcome(redis, project_id),
             queue=_queue_status(redis, service, project_id),
         )
 

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from redis import Redis
 from rq import get_current_job
 
 from backend.labels import UnsupportedLabelConfig, parse_label_config
 from backend.ls_client import LabelStudioClient, PoolTask
 from backend.model_store import ModelStore, ModelVersion, PoolRanking, write_json
-from backend.project_state import ProjectState, load_project_state
+from backend.project_state import ProjectState, load_project_state, save_retrain_outcome
 from backend.queueing import enqueue_prune, lock_for, release_pending
 from backend.scoring import StrategyUnavailable, collect_outputs, ls_scores, needs_trained_model
 from backend.settings import ProjectSettings, ServiceSettings, SettingsError
@@ -55,10 +56,13 @@ def retrain(project_id: int) -> dict[str, Any]:
         release_pending(job.connection, project_id, job.id)
         state = load_project_state(job.connection, project_id)
         try:
-            return Retrain(project_id, service, state, JobProgress(job)).run()
+            result = Retrain(project_id, service, state, job.connection, JobProgress(job)).run()
+            outcome = {key: result[key] for key in ("status", "model_version", "seconds", "n_labeled", "n_pool")}
         except (Skip, SettingsError, UnsupportedLabelConfig, StrategyUnavailable, MissingOutputsError) as why:
             log.warning("project %s: retrain skipped: %s", project_id, why)
-            return {"status": "skipped", "reason": str(why)}
+            result = outcome = {"status": "skipped", "reason": str(why)}
+        save_retrain_outcome(job.connection, project_id, {**outcome, "job_id": job.id, "finished_at": time.time()})
+        return result
 
 
 def prune(project_id: int, keep_version: str) -> dict[str, Any]:
@@ -71,8 +75,8 @@ def prune(project_id: int, keep_version: str) -> dict[str, Any]:
     ls = connect(service, state)
     current = ls.project_version(project_id)
     deleted = []
-    for version in ls.prediction_versions(project_id):
-        if version not in (keep_version, current):
+    for version, count in ls.prediction_versions(project_id).items():
+        if count and version not in (keep_version, current):
             ls.delete_version(project_id, version)
             deleted.append(version)
     removed = ModelStore(service.model_dir).remove_older_than(project_id, KEEP_LOCAL_VERSIONS)
@@ -111,6 +115,7 @@ class Retrain:
     project_id: int
     service: ServiceSettings
     state: ProjectState
+    redis: Redis
     progress: JobProgress
 
     @property
@@ -145,12 +150,14 @@ class Retrain:
             classifier.fit([t.text for t in labeled], y, self.progress)
 
         pool_texts = [task.text for task in pool]
-        proba = classifier.predict_proba(pool_texts, self.progress) if trainable else None
-        outputs = collect_outputs(
-            classifier, strategy, pool_texts, [t.text for t in labeled], y,
-            committee_size=self.settings.committee_size, seed=self.settings.seed, proba=proba, progress=self.progress,
-        )
-        informativeness = strategy.query(outputs) if pool else np.zeros(0)
+        proba, informativeness = None, np.zeros(0)
+        if pool:
+            proba = classifier.predict_proba(pool_texts, self.progress) if trainable else None
+            outputs = collect_outputs(
+                classifier, strategy, pool_texts, [t.text for t in labeled], y,
+                committee_size=self.settings.committee_size, seed=self.settings.seed, proba=proba, progress=self.progress,
+            )
+            informativeness = strategy.query(outputs)
         scores = ls_scores(informativeness)
 
         store = ModelStore(self.service.model_dir)
@@ -174,7 +181,7 @@ class Retrain:
         ]
         ls.write_predictions(self.project_id, predictions, self.progress)
         ls.activate_version(self.project_id, version)
-        enqueue_prune(self.progress.job.connection, self.service, self.project_id, version)
+        enqueue_prune(self.redis, self.service, self.project_id, version)
         seconds = round(time.monotonic() - started, 2)
         log.info("project %s: %s active after %.1f s", self.project_id, version, seconds)
         return {"status": "trained" if trainable else "ranked", "model_version": version, "seconds": seconds, **meta}
@@ -182,7 +189,7 @@ class Retrain:
     def _stopping(self, previous: ModelVersion | None, pool: list[PoolTask], proba: np.ndarray | None) -> dict:
         """Stopping signal for this version, from its pool predictions and the previous version's."""
         history = [RoundStatistics.from_dict(row) for row in (previous.meta()["stopping"]["history"] if previous else [])]
-        if proba is not None and len(pool):
+        if proba is not None:
             history.append(_round_statistics(previous, pool, proba))
         recommendation = StoppingCriterion().recommend(history)
         return {"history": [row.to_dict() for row in history], "recommendation": recommendation.to_dict()}

@@ -51,3 +51,17 @@ def load_project_state(redis: Redis, project_id: int) -> ProjectState:
     return ProjectState(
         ProjectSettings.parse(payload["settings"]), payload.get("hostname"), payload.get("access_token")
     )
+
+
+def _outcome_key(project_id: int) -> str:
+    return f"al:project:{int(project_id)}:last_retrain"
+
+
+def save_retrain_outcome(redis: Redis, project_id: int, outcome: dict) -> None:
+    """What the last retrain did (trained, ranked or skipped, and why), for the owner's /status page."""
+    redis.set(_outcome_key(project_id), json.dumps(outcome, default=str))
+
+
+def load_retrain_outcome(redis: Redis, project_id: int) -> dict | None:
+    raw = redis.get(_outcome_key(project_id))
+    return json.loads(raw) if raw is not None else None

@@ -694,7 +694,10 @@ def write_outputs(out: Path, result: SimulationResult, title: str = "", header: 
         "(a model trained on the whole pool, same seed and test split).\n"
         + (f"\nNotes:\n{notes}" if notes else "")
     )
-    plot_learning_curves(result.rows, out / "learning_curve.png", title, result.reference)
+    try:
+        plot_learning_curves(result.rows, out / "learning_curve.png", title, result.reference)
+    except ImportError:
+        print("warning: matplotlib is not installed; skipped learning_curve.png (pip install matplotlib)", file=sys.stderr)
     return summary
 
 
@@ -824,17 +827,18 @@ def check_fits(data: Dataset, config: SimulationConfig) -> None:
 def prepare(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, Dataset, SimulationConfig]:
     """Parse and validate everything that can be checked before loading a model."""
     args = build_parser().parse_args(argv)
-    config = config_from_args(args)
+    # The file first: it is the most common mistake and needs no heavy imports to report.
     data = read_dataset(
         args.input, text_column=args.text_column, label_column=args.label_column,
         label_config=args.label_config, text_field=args.text_field,
     )
+    config = config_from_args(args)
     if config.pool_limit is not None and config.pool_limit < len(data.texts):
         keep = subsample(data.y, config.pool_limit, seed=0)
+        labels = [data.labels[i] for i in keep]
         data = _checked(replace(
-            data, texts=[data.texts[i] for i in keep], labels=[data.labels[i] for i in keep],
+            data, texts=[data.texts[i] for i in keep], labels=labels, classes=[c for c in data.classes if c in set(labels)],
         ))
-        data = replace(data, classes=[c for c in data.classes if c in set(data.labels)])
     check_fits(data, config)
     out = Path(args.out)
     if out.exists() and not out.is_dir():

@@ -86,14 +86,14 @@ class BagOfWords:
 
     def __init__(self, classes, settings):
         self.classes, self.settings = list(classes), settings
-        self.vectorizer = HashingVectorizer(n_features=256, alternate_sign=False, norm="l2")
+        self.vectorizer = HashingVectorizer(n_features=64, alternate_sign=False, norm="l2")
         self.head = None
 
     def embed(self, texts, progress=None):
         return self.vectorizer.transform(list(texts)).toarray().astype(np.float32)
 
     def fit(self, texts, y, progress=None):
-        self.head = LogisticRegression(max_iter=500, C=10.0).fit(self.embed(texts), y)
+        self.head = LogisticRegression(max_iter=200, C=1.0).fit(self.embed(texts), y)
         return self
 
     def predict_proba(self, texts, progress=None):
@@ -386,3 +386,8 @@ def test_error_exit_code_in_subprocess(tmp_path):
     proc = run_cli(str(tmp_path / "missing.csv"), timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: input file not found") and "Traceback" not in proc.stderr
+
+
+def test_pool_limit_subsamples_before_the_split(good_csv, capsys):
+    message = _error([str(good_csv), "--pool-limit", "20", "--initial", "6", "--batch-size", "5", "--rounds", "3"], capsys)
+    assert "pool has only 16 rows (20 rows minus 4 test)" in message

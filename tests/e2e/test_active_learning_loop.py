@@ -30,6 +30,12 @@ def wait_for(condition, what: str, timeout_s: float = 420.0, every_s: float = 2.
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
+def versions_with_predictions(stack, project_id: int) -> dict[str, int]:
+    # LS also lists the backend's title (with count 0) as a version.
+    counts = stack.ls.call("GET", f"/api/projects/{project_id}/model-versions")
+    return {version: count for version, count in counts.items() if count}
+
+
 def all_tasks(stack, project_id: int) -> list[dict]:
     query = json.dumps({"ordering": ["tasks:predictions_score"]})
     page = stack.ls.call("GET", f"/api/tasks?project={project_id}&fields=all&page_size=1000&query={query}")
@@ -113,7 +119,59 @@ def test_annotations_retrain_and_rank_the_pool(stack, extra_params):
 
     # Older versions' predictions are pruned from LS by the low-priority job; the current one stays whole.
     def only_current_version_left():
-        counts = stack.ls.call("GET", f"/api/projects/{project_id}/model-versions")
-        return counts == {version: len(unlabeled)}
+        return versions_with_predictions(stack, project_id) == {version: len(unlabeled)}
 
     wait_for(only_current_version_left, "older prediction versions to be pruned", timeout_s=120)
+
+
+def backend_status(stack, project_id: int) -> dict:
+    return requests.get(f"{stack.backend_url}/status", params={"project": project_id}, timeout=10).json()
+
+
+def settled_outcome(stack, project_id: int) -> dict | None:
+    """The last retrain's outcome once nothing is queued or running for the project."""
+    status = backend_status(stack, project_id)
+    idle = status["queue"]["pending_job"] is None and not status["queue"]["running"]
+    return status["last_retrain"] if idle and status["last_retrain"] else None
+
+
+def test_cold_start_ranks_representative_tasks_before_any_label(stack):
+    rows = list(bbc_news(4))
+    classes = sorted({topic for _, topic in rows})
+    project_id = stack.ls.create_project("e2e cold start", classes)
+    stack.ls.import_tasks(project_id, [text for text, _ in rows])
+    ml_id = stack.ls.connect_backend(project_id, stack.backend_url, {"strategy": "cold_start", "query_batch_size": 5})
+
+    stack.ls.call("POST", f"/api/ml/{ml_id}/train", json={})  # LS sends START_TRAINING to /webhook
+
+    outcome = wait_for(lambda: settled_outcome(stack, project_id), "a cold-start ranking")
+    assert outcome["status"] == "ranked" and outcome["n_labeled"] == 0
+    version = outcome["model_version"]
+    assert stack.ls.call("GET", f"/api/projects/{project_id}")["model_version"] == version
+    tasks = all_tasks(stack, project_id)
+    scores = {}
+    for task in tasks:
+        (prediction,) = [p for p in task["predictions"] if p["model_version"] == version]
+        assert prediction["result"] == []  # no model yet: a rank, no suggested label
+        scores[task["id"]] = prediction["score"]
+    assert stack.ls.call("GET", f"/api/projects/{project_id}/next")["id"] == min(scores, key=scores.get)
+
+
+def test_a_strategy_that_cannot_run_yet_is_reported_not_replaced(stack):
+    rows = list(bbc_news(3))
+    truth = {text: topic for text, topic in rows}
+    classes = sorted(set(truth.values()))
+    project_id = stack.ls.create_project("e2e difficulty too early", classes)
+    stack.ls.import_tasks(project_id, [text for text, _ in rows])
+    stack.ls.connect_backend(project_id, stack.backend_url, {"strategy": "difficulty", "model_mode": "head"})
+    tasks = stack.ls.call("GET", f"/api/tasks?project={project_id}&page_size=100")["tasks"]
+    first_of_each = {truth[t["data"]["text"]]: t for t in reversed(tasks)}
+    for topic, task in first_of_each.items():  # one label per class: no out-of-fold losses possible
+        stack.ls.annotate(task["id"], topic)
+
+    outcome = wait_for(lambda: settled_outcome(stack, project_id), "the last retrain to finish")
+    assert outcome["status"] == "skipped"
+    assert "difficulty" in outcome["reason"] and "at least 2 labels in each" in outcome["reason"]
+    status = backend_status(stack, project_id)
+    assert status["model_version"] is None  # nothing published under another strategy
+    assert versions_with_predictions(stack, project_id) == {}
