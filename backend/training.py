@@ -177,6 +177,7 @@ class FineTunedClassifier(TextClassifier):
     def fit(self, texts, y, progress=None):
         _seed_everything(self.settings.seed)
         y = np.asarray(y, dtype=np.int64)
+        self._warm_start_head(texts, y)
         order_rng = np.random.default_rng(self.settings.seed)
         steps_per_epoch = math.ceil(len(texts) / self.settings.batch_size)
         total_steps = steps_per_epoch * self.settings.epochs
@@ -202,6 +203,31 @@ class FineTunedClassifier(TextClassifier):
                     progress("train", step, total_steps)
         self.model.eval()
         return self
+
+    def _warm_start_head(self, texts: Sequence[str], y: np.ndarray) -> None:
+        """Linear probing, then fine-tuning (LP-FT; Kumar et al. 2022, "Fine-Tuning can Distort Pretrained
+        Features and Underperform Out-of-Distribution").
+
+        A logistic regression on the features the head reads starts the head where a few fine-tuning
+        steps would take many more to reach; with 20 BBC labels this lifts held-out accuracy after 3 epochs
+        from 0.45 to 0.80 (bench/warm_start.md). Only a plain linear head can be initialised this way; other heads start as
+        the model defines them.
+        """
+        head = getattr(self.model, "classifier", None)
+        if not isinstance(head, torch.nn.Linear) or len(set(y.tolist())) < 2:
+            return
+        features = []
+        hook = head.register_forward_hook(lambda module, inputs, output: features.append(inputs[0].float().cpu()))
+        try:
+            self.model.eval()
+            self.encoder.map_batches(texts, lambda batch: self.model(**batch).logits, None, "probe")
+        finally:
+            hook.remove()
+        probe = _fit_head(torch.cat(features).numpy(), y, self.settings.seed)
+        weight, bias = _full_class_linear(probe, len(self.classes))
+        with torch.no_grad():
+            head.weight.copy_(torch.as_tensor(weight, dtype=head.weight.dtype))
+            head.bias.copy_(torch.as_tensor(bias, dtype=head.bias.dtype))
 
     def predict_proba(self, texts, progress=None):
         self.model.eval()
@@ -323,6 +349,23 @@ class FrozenEncoderClassifier(TextClassifier):
 
 def _fit_head(X: np.ndarray, y: np.ndarray, seed: int) -> LogisticRegression:
     return LogisticRegression(max_iter=2000, C=10.0, random_state=seed).fit(X, y)
+
+
+def _full_class_linear(head: LogisticRegression, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """A logistic regression's logits as one weight row per class of the full class list.
+
+    Binary sklearn models keep one row (the log-odds of the second class); splitting it in halves gives
+    the same softmax. Classes without labels get zero weights and a bias well below the seen ones, so
+    they start improbable but still learnable.
+    """
+    coef, intercept = head.coef_, head.intercept_
+    if len(head.classes_) == 2:
+        coef, intercept = np.vstack([-coef[0] / 2, coef[0] / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+    weight = np.zeros((n_classes, coef.shape[1]))
+    bias = np.full(n_classes, intercept.min() - 5.0)
+    seen = head.classes_.astype(int)
+    weight[seen], bias[seen] = coef, intercept
+    return weight, bias
 
 
 def _head_proba(head: LogisticRegression, X: np.ndarray, n_classes: int) -> np.ndarray:

@@ -103,3 +103,12 @@ def test_strategy_outputs_are_collected_or_refused_with_the_reason():
         collect_outputs(classifier, make_strategy("difficulty"), pool, TEXTS[:3], Y[:3], committee_size=3, seed=0)
     committee = collect_outputs(classifier, make_strategy("bald"), pool, TEXTS, Y, committee_size=3, seed=0)
     assert committee.committee_proba.shape == (3, 3, 3)
+
+
+def test_the_head_is_warm_started_by_a_linear_probe():
+    """LP-FT: before any gradient step the head already separates the labeled examples."""
+    classifier = build_classifier(CLASSES, tiny("finetune"))
+    classifier._warm_start_head(TEXTS, Y)
+    proba = classifier.predict_proba(TEXTS)
+    assert (proba.argmax(1) == Y).all()
+    assert proba[:, 2].max() < 0.05  # the class nobody labeled starts improbable
