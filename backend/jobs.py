@@ -20,7 +20,7 @@ from backend.labels import UnsupportedLabelConfig, parse_label_config
 from backend.ls_client import LabelStudioClient, PoolTask
 from backend.model_store import ModelStore, ModelVersion, PoolRanking, write_json
 from backend.project_state import ProjectState, load_project_state, save_retrain_outcome
-from backend.queueing import enqueue_prune, lock_for, release_pending
+from backend.queueing import enqueue_prune, project_lock, release_pending
 from backend.scoring import StrategyUnavailable, collect_outputs, ls_scores, needs_trained_model
 from backend.settings import ProjectSettings, ServiceSettings, SettingsError
 from backend.training import TextClassifier, build_classifier, evaluate_holdout, save_classifier
@@ -52,7 +52,7 @@ class Skip(Exception):
 def retrain(project_id: int) -> dict[str, Any]:
     job = get_current_job()
     service = ServiceSettings.from_env()
-    with lock_for(job.connection, project_id, service.job_timeout_s):
+    with project_lock(job.connection, project_id, job.id, service.job_timeout_s):
         release_pending(job.connection, project_id, job.id)
         state = load_project_state(job.connection, project_id)
         try:

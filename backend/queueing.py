@@ -9,16 +9,22 @@ enqueues exactly one follow-up job, which re-reads everything from Label Studio.
 """
 from __future__ import annotations
 
+import logging
+import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 from redis import Redis
 from redis.lock import Lock
-from rq import Queue, Retry
+from rq import Queue, Retry, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from backend.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
 
 #: LS or Redis outages are usually short; back off before giving up on a retrain.
 RETRAIN_RETRY = Retry(max=3, interval=[10, 60, 300])
@@ -30,7 +36,29 @@ def pending_key(project_id: int) -> str:
 
 
 def lock_for(redis: Redis, project_id: int, timeout_s: int) -> Lock:
-    return redis.lock(f"al:project:{int(project_id)}:retrain:lock", timeout=timeout_s, blocking=True)
+    return redis.lock(f"al:project:{int(project_id)}:retrain:lock", timeout=timeout_s)
+
+
+@contextmanager
+def project_lock(redis: Redis, project_id: int, job_id: str, timeout_s: int, poll_s: float = 1.0) -> Iterator[None]:
+    """Hold the project's retrain lock for the length of a job.
+
+    The lock's value is the holder's job id. A holder that is no longer running (its worker was killed,
+    say) would otherwise block the project until the lock times out, an hour by default; a waiting job
+    that finds such a holder takes the lock over.
+    """
+    lock = lock_for(redis, project_id, timeout_s)
+    while not lock.acquire(blocking=False, token=job_id):
+        holder = redis.get(lock.name)
+        if holder is not None and not _is_running(redis, holder.decode()):
+            log.warning("project %s: taking over the retrain lock of dead job %s", project_id, holder.decode())
+            _delete_if_equal(redis, lock.name, holder)
+            continue
+        time.sleep(poll_s)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @dataclass(frozen=True)
@@ -62,13 +90,17 @@ def enqueue_retrain(redis: Redis, service: ServiceSettings, project_id: int, rea
 
 
 def release_pending(redis: Redis, project_id: int, job_id: str) -> None:
-    """Clear ``pending`` if it still names this job (compare-and-delete)."""
-    key = pending_key(project_id)
+    """Clear ``pending`` if it still names this job."""
+    _delete_if_equal(redis, pending_key(project_id), job_id.encode())
+
+
+def _delete_if_equal(redis: Redis, key: str, expected: bytes) -> None:
+    """Compare-and-delete in one transaction, so a value written meanwhile by another job survives."""
     with redis.pipeline() as pipe:
         pipe.watch(key)
         current = pipe.get(key)
         pipe.multi()
-        if current is not None and current.decode() == job_id:
+        if current == expected:
             pipe.delete(key)
         pipe.execute()
 
@@ -86,8 +118,21 @@ def enqueue_prune(redis: Redis, service: ServiceSettings, project_id: int, keep_
     return job.id
 
 
-def _is_alive(redis: Redis, job_id: str) -> bool:
+def _fetch(redis: Redis, job_id: str) -> Job | None:
     try:
-        return Job.fetch(job_id, connection=redis).get_status() in _ALIVE
+        return Job.fetch(job_id, connection=redis)
     except NoSuchJobError:
+        return None
+
+
+def _is_alive(redis: Redis, job_id: str) -> bool:
+    job = _fetch(redis, job_id)
+    return job is not None and job.get_status() in _ALIVE
+
+
+def _is_running(redis: Redis, job_id: str) -> bool:
+    """Started, on a worker whose heartbeat key still exists (a SIGKILLed worker's key expires)."""
+    job = _fetch(redis, job_id)
+    if job is None or job.get_status() != JobStatus.STARTED:
         return False
+    return not job.worker_name or bool(redis.exists(Worker.redis_worker_namespace_prefix + job.worker_name))

@@ -1,7 +1,10 @@
 """Coalescing against a real Redis and real RQ queues."""
-from rq import Queue
+import threading
 
-from backend.queueing import enqueue_retrain, lock_for, pending_key, release_pending
+from rq import Queue
+from rq.job import JobStatus
+
+from backend.queueing import enqueue_retrain, lock_for, pending_key, project_lock, release_pending
 
 
 def test_a_webhook_burst_enqueues_one_retrain(redis, service_settings):
@@ -45,3 +48,30 @@ def test_release_only_clears_its_own_slot(redis, service_settings):
     assert redis.get(pending_key(6)).decode() == mine.job_id
     release_pending(redis, 6, mine.job_id)
     assert redis.get(pending_key(6)) is None
+
+
+def test_the_lock_of_a_dead_job_is_taken_over(redis):
+    lock = lock_for(redis, 8, timeout_s=3600)
+    assert lock.acquire(blocking=False, token="retrain-8-killed")  # its job no longer exists anywhere
+    with project_lock(redis, 8, "retrain-8-next", timeout_s=3600, poll_s=0.05):
+        assert redis.get(lock.name) == b"retrain-8-next"
+    assert redis.get(lock.name) is None
+
+
+def test_a_running_holder_is_waited_for(redis, service_settings):
+    running = Queue(service_settings.queue_name, connection=redis).enqueue("builtins.print", job_id="retrain-8-running")
+    running.set_status(JobStatus.STARTED)
+    lock = lock_for(redis, 8, timeout_s=3600)
+    assert lock.acquire(blocking=False, token="retrain-8-running")
+    entered = threading.Event()
+
+    def next_retrain():
+        with project_lock(redis, 8, "retrain-8-waiting", timeout_s=3600, poll_s=0.05):
+            entered.set()
+
+    waiter = threading.Thread(target=next_retrain)
+    waiter.start()
+    assert not entered.wait(timeout=1.0)  # still waiting while the holder runs
+    lock.release()
+    assert entered.wait(timeout=5.0)
+    waiter.join()
