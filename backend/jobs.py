@@ -61,6 +61,13 @@ def retrain(project_id: int) -> dict[str, Any]:
         except (Skip, SettingsError, UnsupportedLabelConfig, StrategyUnavailable, MissingOutputsError) as why:
             log.warning("project %s: retrain skipped: %s", project_id, why)
             result = outcome = {"status": "skipped", "reason": str(why)}
+        except Exception as error:
+            # Re-raised so RQ retries (an LS or Redis outage); recorded so the owner sees why in /status.
+            save_retrain_outcome(
+                job.connection, project_id,
+                {"status": "failed", "reason": f"{type(error).__name__}: {error}", "job_id": job.id, "finished_at": time.time()},
+            )
+            raise
         save_retrain_outcome(job.connection, project_id, {**outcome, "job_id": job.id, "finished_at": time.time()})
         return result
 
