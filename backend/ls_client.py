@@ -50,7 +50,7 @@ class LabelStudioClient:
     def labeled_tasks(self, project_id: int, spec: TextClassificationSpec) -> list[LabeledTask]:
         """Tasks whose newest submitted annotation picks one of the config's classes."""
         labeled = []
-        for task in self._tasks(project_id, spec, fields="all", query=_completed_filter(True)):
+        for task in self._tasks(project_id, fields="all", query=_completed_filter(True)):
             label = _latest_label(task.get("annotations") or [], spec)
             if label in spec.classes:
                 labeled.append(LabeledTask(task["id"], spec.text_of(task["data"]), label))
@@ -59,21 +59,13 @@ class LabelStudioClient:
     def pool_tasks(self, project_id: int, spec: TextClassificationSpec) -> list[PoolTask]:
         return [
             PoolTask(task["id"], spec.text_of(task["data"]))
-            for task in self._tasks(project_id, spec, fields="task_only", query=_completed_filter(False))
+            for task in self._tasks(project_id, fields="task_only", query=_completed_filter(False))
         ]
 
-    def _tasks(self, project_id: int, spec: TextClassificationSpec, *, fields: str, query: str) -> Iterator[dict[str, Any]]:
-        """Tasks as dicts; a task without the config's text field is skipped and counted, not fatal."""
+    def _tasks(self, project_id: int, *, fields: str, query: str) -> Iterator[dict[str, Any]]:
         pager = self.sdk.tasks.list(project=project_id, fields=fields, query=query, page_size=PAGE_SIZE)
-        skipped = 0
         for task in pager:
-            task = task.model_dump() if hasattr(task, "model_dump") else dict(task)
-            if spec.value_field in (task.get("data") or {}):
-                yield task
-            else:
-                skipped += 1
-        if skipped:
-            log.warning("project %s: %d tasks have no %r field and were skipped", project_id, skipped, spec.value_field)
+            yield task.model_dump() if hasattr(task, "model_dump") else dict(task)
 
     def write_predictions(
         self,
