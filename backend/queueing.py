@@ -45,13 +45,14 @@ def project_lock(redis: Redis, project_id: int, job_id: str, timeout_s: int, pol
 
     The lock's value is the holder's job id. A holder that is no longer running (its worker was killed,
     say) would otherwise block the project until the lock times out, an hour by default; a waiting job
-    that finds such a holder takes the lock over.
+    that finds such a holder takes the lock over. So does a retry of the holder itself: RQ retries a
+    job whose work horse was killed under the same id, and that attempt's lock was never released.
     """
     lock = lock_for(redis, project_id, timeout_s)
     while not lock.acquire(blocking=False, token=job_id):
         holder = redis.get(lock.name)
-        if holder is not None and not _is_running(redis, holder.decode()):
-            log.warning("project %s: taking over the retrain lock of dead job %s", project_id, holder.decode())
+        if holder is not None and (holder.decode() == job_id or not _is_running(redis, holder.decode())):
+            log.warning("project %s: taking over the retrain lock of a dead attempt of %s", project_id, holder.decode())
             _delete_if_equal(redis, lock.name, holder)
             continue
         time.sleep(poll_s)

@@ -7,6 +7,9 @@ project to that version, and Label Studio must then serve the lowest-scored task
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import time
 
 import pytest
@@ -175,3 +178,41 @@ def test_a_strategy_that_cannot_run_yet_is_reported_not_replaced(stack):
     status = backend_status(stack, project_id)
     assert status["model_version"] is None  # nothing published under another strategy
     assert versions_with_predictions(stack, project_id) == {}
+
+
+def newest_child(pid: int) -> int | None:
+    """The most recently started child process: RQ forks a work horse per job, after its scheduler."""
+    children = subprocess.run(["ps", "--ppid", str(pid), "-o", "pid=", "--sort=start_time"], capture_output=True, text=True)
+    pids = [int(line) for line in children.stdout.split()]
+    return pids[-1] if pids else None
+
+
+def test_a_retrain_killed_mid_training_is_retried_to_completion(stack):
+    rows = list(bbc_news(4))
+    truth = {text: topic for text, topic in rows}
+    classes = sorted(set(truth.values()))
+    project_id = stack.ls.create_project("e2e worker kill", classes)
+    stack.ls.import_tasks(project_id, [text for text, _ in rows])
+    # Slower training than the other tests, so that the kill lands while the model trains.
+    stack.ls.connect_backend(project_id, stack.backend_url, {"epochs": 6, "max_length": 128, "batch_size": 4})
+    tasks = stack.ls.call("GET", f"/api/tasks?project={project_id}&page_size=100")["tasks"]
+    labeled = [t for topic in classes for t in [t for t in tasks if truth[t["data"]["text"]] == topic][:2]]
+    for task in labeled:
+        stack.ls.annotate(task["id"], truth[task["data"]["text"]])
+
+    def training():
+        running = backend_status(stack, project_id)["queue"]["running"]
+        return running and (running[0]["progress"] or {}).get("stage") == "train" and running[0]
+    killed = wait_for(training, "the retrain to reach training", every_s=0.5)
+    horse = newest_child(stack.worker.process.pid)
+    assert horse is not None
+    os.kill(horse, signal.SIGKILL)  # the work horse dies mid-training, as under the OOM killer
+
+    def finished_on_every_label():
+        outcome = settled_outcome(stack, project_id)
+        return outcome and outcome["status"] == "trained" and outcome["n_labeled"] == len(labeled) and outcome
+    outcome = wait_for(finished_on_every_label, "the retried retrain to finish", timeout_s=600)
+    assert stack.ls.call("GET", f"/api/projects/{project_id}")["model_version"] == outcome["model_version"]
+    assert outcome["job_id"] == killed["job_id"]  # RQ retried the killed job itself; nothing was lost
+    expected = {outcome["model_version"]: len(rows) - len(labeled)}
+    wait_for(lambda: versions_with_predictions(stack, project_id) == expected, "a complete, pruned version", timeout_s=120)

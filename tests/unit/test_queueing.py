@@ -58,6 +58,15 @@ def test_the_lock_of_a_dead_job_is_taken_over(redis):
     assert redis.get(lock.name) is None
 
 
+def test_a_retry_takes_over_the_lock_its_killed_attempt_left(redis, service_settings):
+    job = Queue(service_settings.queue_name, connection=redis).enqueue("builtins.print", job_id="retrain-8-retried")
+    job.set_status(JobStatus.STARTED)  # the retry is running, under the same id as the killed attempt
+    lock = lock_for(redis, 8, timeout_s=3600)
+    assert lock.acquire(blocking=False, token="retrain-8-retried")
+    with project_lock(redis, 8, "retrain-8-retried", timeout_s=3600, poll_s=0.05):
+        assert redis.get(lock.name) == b"retrain-8-retried"
+
+
 def test_a_running_holder_is_waited_for(redis, service_settings):
     running = Queue(service_settings.queue_name, connection=redis).enqueue("builtins.print", job_id="retrain-8-running")
     running.set_status(JobStatus.STARTED)
