@@ -14,7 +14,6 @@ from __future__ import annotations
 import bz2
 import csv
 import importlib.util
-import io
 import json
 import re
 from pathlib import Path

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 
 import pytest
 import requests
@@ -33,6 +34,43 @@ def wait_for(condition, what: str, timeout_s: float = 420.0, every_s: float = 2.
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
+@dataclass
+class BbcProject:
+    """A project of BBC News articles connected to the backend, with the true topics to label it by."""
+
+    stack: object
+    id: int
+    ml_id: int
+    truth: dict[str, str]
+    classes: list[str]
+
+    @classmethod
+    def create(cls, stack, title: str, per_class: int, extra_params: dict) -> "BbcProject":
+        rows = list(bbc_news(per_class))
+        truth = {text: topic for text, topic in rows}
+        classes = sorted(set(truth.values()))
+        project_id = stack.ls.create_project(title, classes)
+        stack.ls.import_tasks(project_id, [text for text, _ in rows])
+        ml_id = stack.ls.connect_backend(project_id, stack.backend_url, extra_params)
+        return cls(stack, project_id, ml_id, truth, classes)
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.stack.ls.call("GET", f"/api/tasks?project={self.id}&page_size=1000")["tasks"])
+
+    def annotate(self, per_class: int) -> list[dict]:
+        """Label the first ``per_class`` tasks of every topic with their true topic; returns those tasks."""
+        tasks = self.stack.ls.call("GET", f"/api/tasks?project={self.id}&page_size=1000")["tasks"]
+        chosen = [t for topic in self.classes for t in [t for t in tasks if self.truth[t["data"]["text"]] == topic][:per_class]]
+        for task in chosen:
+            self.stack.ls.annotate(task["id"], self.truth[task["data"]["text"]])
+        return chosen
+
+
+def backend_status(stack, project_id: int) -> dict:
+    return requests.get(f"{stack.backend_url}/status", params={"project": project_id}, timeout=10).json()
+
+
 def versions_with_predictions(stack, project_id: int) -> dict[str, int]:
     # LS also lists the backend's title (with count 0) as a version.
     counts = stack.ls.call("GET", f"/api/projects/{project_id}/model-versions")
@@ -53,33 +91,23 @@ def all_tasks(stack, project_id: int) -> list[dict]:
     ],
 )
 def test_annotations_retrain_and_rank_the_pool(stack, extra_params):
-    rows = list(bbc_news(PER_CLASS))
-    truth = {text: topic for text, topic in rows}
-    classes = sorted(set(truth.values()))
-    project_id = stack.ls.create_project(f"e2e {extra_params['strategy']}", classes)
-    stack.ls.import_tasks(project_id, [text for text, _ in rows])
-    stack.ls.connect_backend(project_id, stack.backend_url, extra_params)
+    bbc = BbcProject.create(stack, f"e2e {extra_params['strategy']}", PER_CLASS, extra_params)
+    project_id, classes = bbc.id, bbc.classes
+    n_tasks = bbc.n_tasks
 
     # Connecting ran /setup, which stored the project's settings for the worker.
-    status = requests.get(f"{stack.backend_url}/status", params={"project": project_id}, timeout=10).json()
-    assert status["settings"]["strategy"] == extra_params["strategy"]
+    assert backend_status(stack, project_id)["settings"]["strategy"] == extra_params["strategy"]
 
-    tasks = stack.ls.call("GET", f"/api/tasks?project={project_id}&page_size=1000")["tasks"]
-    to_label = []
-    for topic in classes:
-        to_label += [t for t in tasks if truth[t["data"]["text"]] == topic][:LABELS_PER_CLASS]
-    for task in to_label:
-        stack.ls.annotate(task["id"], truth[task["data"]["text"]])
-    labeled_ids = {t["id"] for t in to_label}
+    labeled_ids = {t["id"] for t in bbc.annotate(LABELS_PER_CLASS)}
 
     def retrained_on_every_label():
-        body = requests.get(f"{stack.backend_url}/status", params={"project": project_id}, timeout=10).json()
+        body = backend_status(stack, project_id)
         project = stack.ls.call("GET", f"/api/projects/{project_id}")
         return body["n_labeled"] == len(labeled_ids) and project["model_version"] == body["model_version"] and body
 
     status = wait_for(retrained_on_every_label, "a retrain that saw every label to become the project's version")
     version = status["model_version"]
-    assert status["n_pool"] == len(rows) - len(labeled_ids)
+    assert status["n_pool"] == n_tasks - len(labeled_ids)
     assert status["evaluation"]["n_train"] + status["evaluation"]["n_eval"] == len(labeled_ids)
     assert set(status["stopping"]["recommendation"]) >= {"stop", "reason"}
     assert (stack.model_dir / f"project-{project_id}" / version / "meta.json").is_file()
@@ -127,10 +155,6 @@ def test_annotations_retrain_and_rank_the_pool(stack, extra_params):
     wait_for(only_current_version_left, "older prediction versions to be pruned", timeout_s=120)
 
 
-def backend_status(stack, project_id: int) -> dict:
-    return requests.get(f"{stack.backend_url}/status", params={"project": project_id}, timeout=10).json()
-
-
 def settled_outcome(stack, project_id: int) -> dict | None:
     """The last retrain's outcome once nothing is queued or running for the project."""
     status = backend_status(stack, project_id)
@@ -139,16 +163,13 @@ def settled_outcome(stack, project_id: int) -> dict | None:
 
 
 def test_cold_start_ranks_representative_tasks_before_any_label(stack):
-    rows = list(bbc_news(4))
-    classes = sorted({topic for _, topic in rows})
-    project_id = stack.ls.create_project("e2e cold start", classes)
-    stack.ls.import_tasks(project_id, [text for text, _ in rows])
-    ml_id = stack.ls.connect_backend(project_id, stack.backend_url, {"strategy": "cold_start", "query_batch_size": 5})
+    bbc = BbcProject.create(stack, "e2e cold start", 4, {"strategy": "cold_start", "query_batch_size": 5})
+    project_id = bbc.id
 
-    stack.ls.call("POST", f"/api/ml/{ml_id}/train", json={})  # LS sends START_TRAINING to /webhook
+    stack.ls.call("POST", f"/api/ml/{bbc.ml_id}/train", json={})  # LS sends START_TRAINING to /webhook
 
     outcome = wait_for(lambda: settled_outcome(stack, project_id), "a cold-start ranking")
-    assert outcome["status"] == "ranked" and outcome["n_labeled"] == 0 and outcome["n_pool"] == len(rows)
+    assert outcome["status"] == "ranked" and outcome["n_labeled"] == 0 and outcome["n_pool"] == bbc.n_tasks
     version = outcome["model_version"]
     assert stack.ls.call("GET", f"/api/projects/{project_id}")["model_version"] == version
     tasks = all_tasks(stack, project_id)
@@ -161,16 +182,9 @@ def test_cold_start_ranks_representative_tasks_before_any_label(stack):
 
 
 def test_a_strategy_that_cannot_run_yet_is_reported_not_replaced(stack):
-    rows = list(bbc_news(3))
-    truth = {text: topic for text, topic in rows}
-    classes = sorted(set(truth.values()))
-    project_id = stack.ls.create_project("e2e difficulty too early", classes)
-    stack.ls.import_tasks(project_id, [text for text, _ in rows])
-    stack.ls.connect_backend(project_id, stack.backend_url, {"strategy": "difficulty", "model_mode": "head"})
-    tasks = stack.ls.call("GET", f"/api/tasks?project={project_id}&page_size=100")["tasks"]
-    first_of_each = {truth[t["data"]["text"]]: t for t in reversed(tasks)}
-    for topic, task in first_of_each.items():  # one label per class: no out-of-fold losses possible
-        stack.ls.annotate(task["id"], topic)
+    bbc = BbcProject.create(stack, "e2e difficulty too early", 3, {"strategy": "difficulty", "model_mode": "head"})
+    project_id = bbc.id
+    bbc.annotate(1)  # one label per class: no out-of-fold losses possible
 
     outcome = wait_for(lambda: settled_outcome(stack, project_id), "the last retrain to finish")
     assert outcome["status"] == "skipped"
@@ -188,17 +202,11 @@ def newest_child(pid: int) -> int | None:
 
 
 def test_a_retrain_killed_mid_training_is_retried_to_completion(stack):
-    rows = list(bbc_news(4))
-    truth = {text: topic for text, topic in rows}
-    classes = sorted(set(truth.values()))
-    project_id = stack.ls.create_project("e2e worker kill", classes)
-    stack.ls.import_tasks(project_id, [text for text, _ in rows])
     # Slower training than the other tests, so that the kill lands while the model trains.
-    stack.ls.connect_backend(project_id, stack.backend_url, {"epochs": 6, "max_length": 128, "batch_size": 4})
-    tasks = stack.ls.call("GET", f"/api/tasks?project={project_id}&page_size=100")["tasks"]
-    labeled = [t for topic in classes for t in [t for t in tasks if truth[t["data"]["text"]] == topic][:2]]
-    for task in labeled:
-        stack.ls.annotate(task["id"], truth[task["data"]["text"]])
+    bbc = BbcProject.create(stack, "e2e worker kill", 4, {"epochs": 6, "max_length": 128, "batch_size": 4})
+    project_id = bbc.id
+    n_tasks = bbc.n_tasks
+    labeled = bbc.annotate(2)
 
     def training():
         running = backend_status(stack, project_id)["queue"]["running"]
@@ -214,5 +222,5 @@ def test_a_retrain_killed_mid_training_is_retried_to_completion(stack):
     outcome = wait_for(finished_on_every_label, "the retried retrain to finish", timeout_s=600)
     assert stack.ls.call("GET", f"/api/projects/{project_id}")["model_version"] == outcome["model_version"]
     assert outcome["job_id"] == killed["job_id"]  # RQ retried the killed job itself; nothing was lost
-    expected = {outcome["model_version"]: len(rows) - len(labeled)}
+    expected = {outcome["model_version"]: n_tasks - len(labeled)}
     wait_for(lambda: versions_with_predictions(stack, project_id) == expected, "a complete, pruned version", timeout_s=120)

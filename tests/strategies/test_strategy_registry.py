@@ -14,12 +14,6 @@ from strategies import (
     QueryStrategy,
     make_strategy,
 )
-from strategies.stopping import (
-    Recommendation,
-    RoundStatistics,
-    StoppingCriterion,
-    round_statistics,
-)  # noqa: F401
 
 EXPECTED_NAMES = (
     "bald",

@@ -8,7 +8,6 @@ from rq import Queue
 
 from backend.app import create_app
 from backend.jobs import publish_version
-from backend.labels import parse_label_config
 from backend.model_store import ModelStore, PoolRanking
 from backend.project_state import load_project_state
 from backend.scoring import ls_scores
