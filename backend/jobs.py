@@ -138,6 +138,7 @@ class Retrain:
         spec = parse_label_config(ls.label_config(self.project_id))
         labeled = ls.labeled_tasks(self.project_id, spec)
         pool = ls.pool_tasks(self.project_id, spec)
+        labeled_texts = [task.text for task in labeled]
         y = np.array([spec.classes.index(task.label) for task in labeled], dtype=np.int64)
         log.info("project %s: %d labeled, %d unlabeled tasks", self.project_id, len(labeled), len(pool))
 
@@ -151,17 +152,17 @@ class Retrain:
         evaluation = None
         if trainable:
             evaluation = evaluate_holdout(
-                lambda: build_classifier(spec.classes, self.settings), [t.text for t in labeled], y, self.settings
+                lambda: build_classifier(spec.classes, self.settings), labeled_texts, y, self.settings
             )
             log.info("project %s: held-out evaluation %s", self.project_id, evaluation.to_dict())
-            classifier.fit([t.text for t in labeled], y, self.progress)
+            classifier.fit(labeled_texts, y, self.progress)
 
         pool_texts = [task.text for task in pool]
         proba, informativeness = None, np.zeros(0)
         if pool:
             proba = classifier.predict_proba(pool_texts, self.progress) if trainable else None
             outputs = collect_outputs(
-                classifier, strategy, pool_texts, [t.text for t in labeled], y,
+                classifier, strategy, pool_texts, labeled_texts, y,
                 committee_size=self.settings.committee_size, seed=self.settings.seed, proba=proba, progress=self.progress,
             )
             informativeness = strategy.query(outputs)
