@@ -1,7 +1,12 @@
 """The HTTP process: Label Studio's ML-backend protocol, served by gunicorn (``backend.app:create_app()``).
 
-It never trains. ``/webhook`` and ``/train`` only enqueue; ``/predict`` serves the newest published
-version; ``/setup`` validates and stores the project's settings in one Redis write.
+It never trains and never calls Label Studio. ``/webhook`` and ``/train`` only enqueue; ``/predict`` serves
+the version Label Studio was switched to; ``/setup`` validates the project's settings and records them.
+
+Every route but ``/health`` lives under the secret path segment (``backend.url_secret``): Label Studio is
+connected to ``http://host:9090/<secret>`` and appends ``/setup``, ``/predict`` and ``/webhook`` to it. A
+request without the secret gets 404 before its body is read. Basic auth, when configured, guards every
+route but ``/health`` and ``/webhook`` (Label Studio sends webhooks without credentials).
 """
 from __future__ import annotations
 
@@ -10,25 +15,21 @@ import logging
 from functools import wraps
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Blueprint, Flask, jsonify, request
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
 from rq.job import Job
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from backend.labels import UnsupportedLabelConfig, parse_label_config
+from backend.ls_client import UNCERTAINTY_SAMPLING
 from backend.model_store import ModelStore
 from backend.predictor import Predictor
-from backend.project_state import (
-    ProjectState,
-    load_project_state,
-    load_retrain_outcome,
-    parse_project_id,
-    save_project_state,
-)
+from backend.project_state import SetupRecord, load_retrain_outcome, parse_project_id
 from backend.queueing import enqueue_retrain, pending_key
 from backend.settings import ProjectSettings, ServiceSettings, SettingsError
+from backend.url_secret import resolve_url_secret
 from strategies import STRATEGY_NAMES
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,14 @@ class BadRequest(Exception):
     """The request is malformed or asks for something unsupported; answered with 400 and the message."""
 
 
+class NotConnectedHere(Exception):
+    """A webhook for a project that never connected this backend; answered with 404, nothing enqueued."""
+
+
+class TooLarge(Exception):
+    """A request over a documented limit; answered with 413 and the message."""
+
+
 def create_app(service: ServiceSettings | None = None, redis: Redis | None = None) -> Flask:
     service = service or ServiceSettings.from_env()
     # LS gives webhooks 1 s: a Redis that does not answer in 0.5 s is reported, not waited for.
@@ -49,17 +58,26 @@ def create_app(service: ServiceSettings | None = None, redis: Redis | None = Non
     store = ModelStore(service.model_dir)
     predictor = Predictor(store)
     app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = service.max_body_bytes
+    routes = Blueprint("ml_backend", __name__, url_prefix="/" + resolve_url_secret(service))
+    expected_credentials = (
+        (service.basic_auth_user.encode(), (service.basic_auth_pass or "").encode()) if service.basic_auth_user else None
+    )
 
     def protected(view):
         """Basic auth on routes LS calls with credentials (webhooks carry none, so /webhook is open)."""
         @wraps(view)
         def check(*args, **kwargs):
-            if service.basic_auth_user:
-                auth = request.authorization
+            if expected_credentials is not None:
+                try:
+                    auth = request.authorization
+                except ValueError:  # werkzeug raises on a Basic header with non-ASCII characters in it
+                    auth = None
+                # Compared as UTF-8 bytes: compare_digest refuses non-ASCII str, and a 500 would leak that.
                 ok = (
                     auth is not None
-                    and hmac.compare_digest(auth.username or "", service.basic_auth_user)
-                    and hmac.compare_digest(auth.password or "", service.basic_auth_pass or "")
+                    and hmac.compare_digest((auth.username or "").encode(), expected_credentials[0])
+                    and hmac.compare_digest((auth.password or "").encode(), expected_credentials[1])
                 )
                 if not ok:
                     return jsonify(error="basic auth required"), 401, {"WWW-Authenticate": 'Basic realm="ml-backend"'}
@@ -73,6 +91,20 @@ def create_app(service: ServiceSettings | None = None, redis: Redis | None = Non
     def bad_request(error):
         return jsonify(error=str(error)), 400
 
+    @app.errorhandler(NotConnectedHere)
+    def not_connected(error):
+        log.warning("refused: %s", error)
+        return jsonify(error=str(error)), 404
+
+    @app.errorhandler(TooLarge)
+    def too_large(error):
+        return jsonify(error=str(error)), 413
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def body_too_large(error):
+        limit = request.max_content_length
+        return jsonify(error=f"the request body is over this route's limit of {limit} bytes"), 413
+
     @app.errorhandler(RedisError)
     def redis_down(error):
         log.error("redis unavailable: %s", error)
@@ -82,85 +114,111 @@ def create_app(service: ServiceSettings | None = None, redis: Redis | None = Non
     def http_error(error):
         return jsonify(error=error.description), error.code
 
-    @app.get("/health")
-    @app.get("/")
     def health():
         return jsonify(status="UP", model_class="TextClassifier", strategies=list(STRATEGY_NAMES))
 
-    @app.post("/setup")
+    app.add_url_rule("/health", "health", health)
+    routes.add_url_rule("/health", "health", health)
+    routes.add_url_rule("/", "root", health)
+
+    @routes.post("/setup")
     @protected
     def setup():
         body = _json_body()
         project_id = _project_id(body)
         parse_label_config(_required(body, "schema", str))
         settings = ProjectSettings.parse(body.get("extra_params"))
-        save_project_state(redis, project_id, ProjectState(settings, body.get("hostname"), body.get("access_token")))
-        latest = store.latest(project_id)
-        return jsonify(model_version=latest.name if latest else "untrained")
+        hostname, token = _optional_str(body, "hostname"), _optional_str(body, "access_token")
+        store.setup_record(project_id).save(SetupRecord(settings, hostname, token))
+        active = store.active(project_id)
+        return jsonify(model_version=active.name if active else "untrained")
 
-    @app.post("/predict")
+    @routes.post("/predict")
     @protected
     def predict():
         body = _json_body()
         project_id = _project_id(body)
         spec = parse_label_config(_required(body, "label_config", str))
         tasks = _required(body, "tasks", list)
-        for task in tasks:
-            if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
-                raise BadRequest("every task must be an object with a 'data' object")
-            if spec.value_field not in task["data"]:
-                raise BadRequest(f"task {task.get('id')} has no field {spec.value_field!r} (the Text tag reads ${spec.value_field})")
+        if len(tasks) > service.max_predict_tasks:
+            raise TooLarge(
+                f"{len(tasks)} tasks in one /predict; the limit is {service.max_predict_tasks} (AL_MAX_PREDICT_TASKS)"
+            )
         return jsonify(results=predictor.predict(project_id, spec, tasks))
 
-    @app.post("/webhook")
+    @routes.post("/webhook")
     def webhook():
+        request.max_content_length = service.max_webhook_bytes
         body = _json_body()
         action = _required(body, "action", str)
         if action not in RETRAIN_ACTIONS:
-            return jsonify(status="ignored", action=action)
+            return jsonify(status="ignored", action=action[:64])
         project_id = _project_id(body)
+        if store.setup_record(project_id).read() is None:
+            raise NotConnectedHere(f"webhook {action} for project {project_id}, which never connected this backend (no /setup from it)")
         enqueued = enqueue_retrain(redis, service, project_id, reason=action)
         return jsonify(status="coalesced" if enqueued.coalesced else "queued", job_id=enqueued.job_id), 201
 
-    @app.post("/train")
+    @routes.post("/train")
     @protected
     def train():
         """Older LS versions POST /train with all annotations; like the webhook, it is only a trigger."""
-        body = _json_body()
-        enqueued = enqueue_retrain(redis, service, _project_id(body), reason="train")
+        project_id = _project_id(_json_body())
+        if store.setup_record(project_id).read() is None:
+            raise NotConnectedHere(f"/train for project {project_id}, which never connected this backend (no /setup from it)")
+        enqueued = enqueue_retrain(redis, service, project_id, reason="train")
         return jsonify(status="coalesced" if enqueued.coalesced else "queued", job={"id": enqueued.job_id}), 201
 
-    @app.get("/versions")
+    @routes.get("/versions")
     @protected
     def versions():
         project_id = _project_id(_json_body(optional=True) | request.args.to_dict())
         return jsonify(versions=[v.name for v in reversed(store.versions(project_id))])
 
-    @app.get("/status")
+    @routes.get("/status")
     @protected
     def status():
-        """What a project owner wants to see: current version, its metrics, the stopping signal, the queue."""
+        """What a project owner wants to see: the version LS uses, its metrics, the stopping signal, the queue."""
         project_id = _project_id(request.args.to_dict())
-        latest = store.latest(project_id)
-        meta = latest.meta() if latest else {}
+        active, latest = store.active(project_id), store.latest(project_id)
+        ledger = store.ledger(project_id).read()
+        setup_record = store.setup_record(project_id).read()
+        meta = active.meta() if active else {}
+        warnings = []
+        if ledger.sampling_set and ledger.ls_sampling not in (None, UNCERTAINTY_SAMPLING):
+            warnings.append(
+                f"Label Studio serves tasks in {ledger.ls_sampling!r} order, which ignores this backend's ranking; "
+                f"choose {UNCERTAINTY_SAMPLING!r} in the project's settings to use it"
+            )
+        if latest is not None and (active is None or latest.name != active.name):
+            warnings.append(f"the newest local version {latest.name} is not active in Label Studio (its write-back did not finish)")
         return jsonify(
             project=project_id,
-            model_version=latest.name if latest else None,
-            settings=load_project_state(redis, project_id).settings.to_dict(),
+            model_version=active.name if active else None,
+            label_studio={"model_version": ledger.ls_model_version, "sampling": ledger.ls_sampling, "checked_at": ledger.checked_at},
+            newest_local_version=latest.name if latest else None,
+            connected=setup_record is not None,
+            settings=setup_record.settings.to_dict() if setup_record else None,
             evaluation=meta.get("evaluation"),
             stopping=meta.get("stopping"),
             n_labeled=meta.get("n_labeled"),
             n_pool=meta.get("n_pool"),
+            skipped_tasks=meta.get("skipped_tasks"),
             versions=[v.name for v in reversed(store.versions(project_id))],
             last_retrain=load_retrain_outcome(redis, project_id),
             queue=_queue_status(redis, service, project_id),
+            warnings=warnings,
         )
 
+    app.register_blueprint(routes)
     return app
 
 
 def _json_body(optional: bool = False) -> dict[str, Any]:
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the JSON parser goes; silent=True only covers ValueError
+        body = None
     if body is None:
         if optional:
             return {}
@@ -176,6 +234,13 @@ def _required(body: dict[str, Any], key: str, kind: type):
     if not isinstance(body[key], kind):
         raise BadRequest(f"field {key!r} must be a {kind.__name__}, got {type(body[key]).__name__}")
     return body[key]
+
+
+def _optional_str(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise BadRequest(f"field {key!r} must be a string, got {type(value).__name__}")
+    return value or None
 
 
 def _project_id(body: dict[str, Any]) -> int:

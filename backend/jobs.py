@@ -1,26 +1,31 @@
-"""RQ jobs, run by the worker: ``retrain`` (the active-learning step) and ``prune`` (cleanup, low priority).
+"""The retrain job, run by the worker: the active-learning step for one project.
 
-A retrain reads a project's labels from Label Studio, trains, evaluates, ranks the unlabeled pool with the
-project's strategy, publishes a model version, writes its predictions in bulk and switches the project to
-it. Problems a retry cannot fix (a bad label config, too few labels) end the job with a ``skipped`` result
-instead of an exception, so RQ does not retry them.
+A retrain confirms with Label Studio that the project connected this backend (``backend.connection``) and
+reads the owner's settings from that connection, then reads the project's labels, trains, evaluates, ranks
+the unlabeled pool with the project's strategy, publishes a model version, writes its predictions in
+bounded chunks, switches the project to it, and finally prunes this backend's older versions from Label
+Studio. All of it runs under the project lock (``backend.project_lock``).
+
+Problems a retry cannot fix (a project that never connected, a bad label config, too few labels) end the
+job with a ``refused`` or ``skipped`` result instead of an exception, so RQ does not retry them.
 """
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from redis import Redis
 from rq import get_current_job
 
+from backend.connection import Connection, NotConnected, connect
 from backend.labels import UnsupportedLabelConfig, parse_label_config
 from backend.ls_client import LabelStudioClient, PoolTask
 from backend.model_store import ModelStore, ModelVersion, PoolRanking, write_json
-from backend.project_state import ProjectState, load_project_state, save_retrain_outcome
-from backend.queueing import enqueue_prune, project_lock, release_pending
+from backend.project_lock import HeldLock, project_lock
+from backend.project_state import save_retrain_outcome
+from backend.queueing import is_dead, release_pending
 from backend.scoring import StrategyUnavailable, collect_outputs, ls_scores, needs_trained_model
 from backend.settings import ProjectSettings, ServiceSettings, SettingsError
 from backend.training import TextClassifier, build_classifier, evaluate_holdout, save_classifier
@@ -29,7 +34,7 @@ from strategies.stopping import RoundStatistics, StoppingCriterion, round_statis
 
 log = logging.getLogger(__name__)
 
-#: Local model versions kept per project; older ones go in the prune job.
+#: Local model versions kept per project besides the active one.
 KEEP_LOCAL_VERSIONS = 3
 
 
@@ -51,52 +56,50 @@ class Skip(Exception):
 
 def retrain(project_id: int) -> dict[str, Any]:
     job = get_current_job()
+    redis = job.connection
     service = ServiceSettings.from_env()
-    with project_lock(job.connection, project_id, job.id, service.job_timeout_s):
-        release_pending(job.connection, project_id, job.id)
-        state = load_project_state(job.connection, project_id)
+    store = ModelStore(service.model_dir)
+    with project_lock(redis, project_id, job.id, lambda holder: is_dead(redis, holder)) as held:
+        release_pending(redis, project_id, job.id)
         try:
-            result = Retrain(project_id, service, state, job.connection, JobProgress(job)).run()
-            outcome = {key: result[key] for key in ("status", "model_version", "seconds", "n_labeled", "n_pool")}
+            connection = connect(service, store, redis, project_id)
+            result = Retrain(connection, service, store, held, JobProgress(job)).run()
+            outcome = {key: result[key] for key in ("status", "model_version", "seconds", "n_labeled", "n_pool", "skipped_tasks", "pruned")}
+        except NotConnected as why:
+            log.warning("project %s: refused: %s", project_id, why)
+            result = outcome = {"status": "refused", "reason": str(why)}
         except (Skip, SettingsError, UnsupportedLabelConfig, StrategyUnavailable, MissingOutputsError) as why:
             log.warning("project %s: retrain skipped: %s", project_id, why)
             result = outcome = {"status": "skipped", "reason": str(why)}
         except Exception as error:
             # Re-raised so RQ retries (an LS or Redis outage); recorded so the owner sees why in /status.
             save_retrain_outcome(
-                job.connection, project_id,
+                redis, project_id,
                 {"status": "failed", "reason": f"{type(error).__name__}: {error}", "job_id": job.id, "finished_at": time.time()},
             )
             raise
-        save_retrain_outcome(job.connection, project_id, {**outcome, "job_id": job.id, "finished_at": time.time()})
+        save_retrain_outcome(redis, project_id, {**outcome, "job_id": job.id, "finished_at": time.time()})
         return result
 
 
-def prune(project_id: int, keep_version: str) -> dict[str, Any]:
-    """Delete other versions' predictions from LS, then old local model versions.
+def prune(ls: LabelStudioClient, store: ModelStore, project_id: int, held: HeldLock) -> list[str]:
+    """Delete this backend's older versions from Label Studio; the caller holds the project lock.
 
-    LS deletes about 150 predictions a second, which is why this never runs inside a retrain.
+    Only versions in the project's ledger are candidates, so an owner's own versions are never touched,
+    and neither the version active in Label Studio nor the one this backend activated is deleted.
     """
-    service = ServiceSettings.from_env()
-    state = load_project_state(get_current_job().connection, project_id)
-    ls = connect(service, state)
-    current = ls.project_version(project_id)
-    deleted = []
-    for version, count in ls.prediction_versions(project_id).items():
-        if count and version not in (keep_version, current):
-            ls.delete_version(project_id, version)
-            deleted.append(version)
-    removed = ModelStore(service.model_dir).remove_older_than(project_id, KEEP_LOCAL_VERSIONS)
-    log.info("project %s: pruned LS versions %s and local versions %s", project_id, deleted, removed)
-    return {"status": "pruned", "ls_versions": deleted, "local_versions": removed}
-
-
-def connect(service: ServiceSettings, state: ProjectState) -> LabelStudioClient:
-    url = service.label_studio_url or state.hostname
-    key = service.label_studio_api_key or state.access_token
-    if not url or not key:
-        raise Skip("set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY for the worker (or connect the backend from LS first)")
-    return LabelStudioClient(url, key)
+    ledger_file = store.ledger(project_id)
+    ledger = ledger_file.read()
+    in_ls = {version for version, count in ls.prediction_versions(project_id).items() if count}
+    ls_active = ls.project(project_id)["model_version"]
+    doomed = ledger.prunable(in_ls, ls_active)
+    for version in doomed:
+        held.ensure_held()
+        ls.delete_version(project_id, version)
+    # Versions Label Studio no longer holds (deleted here, or by the owner) leave the ledger.
+    gone = {version for version in ledger.written if version not in in_ls or version in doomed} - {ledger.active, ls_active}
+    ledger_file.write(ledger.without(gone))
+    return doomed
 
 
 class JobProgress:
@@ -119,25 +122,36 @@ class JobProgress:
 
 @dataclass
 class Retrain:
-    project_id: int
+    connection: Connection
     service: ServiceSettings
-    state: ProjectState
-    redis: Redis
+    store: ModelStore
+    held: HeldLock
     progress: JobProgress
 
     @property
     def settings(self) -> ProjectSettings:
-        return self.state.settings
+        return self.connection.settings
+
+    @property
+    def project_id(self) -> int:
+        return self.connection.project_id
 
     def run(self) -> dict[str, Any]:
         started = time.monotonic()
+        ls, store = self.connection.ls, self.store
+        leftovers = store.remove_stale_staging(self.project_id)
+        if leftovers:
+            log.warning("project %s: removed staging folders of killed publishes: %s", self.project_id, leftovers)
         strategy = make_strategy(
             self.settings.strategy, batch_size=self.settings.query_batch_size, random_state=self.settings.seed
         )
-        ls = connect(self.service, self.state)
-        spec = parse_label_config(ls.label_config(self.project_id))
+        spec = parse_label_config(ls.project(self.project_id)["label_config"])
         labeled = ls.labeled_tasks(self.project_id, spec)
         pool = ls.pool_tasks(self.project_id, spec)
+        if not pool:
+            raise Skip(f"every one of the {len(labeled)} readable tasks is labeled: there is nothing to rank")
+        if ls.skipped.count:
+            log.warning("project %s: skipped %d tasks: %s", self.project_id, ls.skipped.count, ls.skipped.to_dict())
         labeled_texts = [task.text for task in labeled]
         y = np.array([spec.classes.index(task.label) for task in labeled], dtype=np.int64)
         log.info("project %s: %d labeled, %d unlabeled tasks", self.project_id, len(labeled), len(pool))
@@ -168,7 +182,6 @@ class Retrain:
             informativeness = strategy.query(outputs)
         scores = ls_scores(informativeness)
 
-        store = ModelStore(self.service.model_dir)
         ranking = PoolRanking.build([t.id for t in pool], scores, informativeness, proba)
         meta = {
             "project": self.project_id,
@@ -178,21 +191,39 @@ class Retrain:
             "classes": list(spec.classes),
             "n_labeled": len(labeled),
             "n_pool": len(pool),
+            "skipped_tasks": ls.skipped.to_dict(),
             "evaluation": evaluation.to_dict() if evaluation else None,
             "stopping": self._stopping(store.latest(self.project_id), pool, proba),
         }
         version = publish_version(store, self.project_id, classifier if trainable else None, ranking, meta)
         log.info("project %s: published %s; stopping signal: %s", self.project_id, version, meta["stopping"]["recommendation"]["reason"])
-
-        predictions = [
-            {"task": task_id, **spec.prediction(version, score, label, p)} for task_id, (score, label, p) in ranking.rows().items()
-        ]
-        ls.write_predictions(self.project_id, predictions, self.progress)
-        ls.activate_version(self.project_id, version)
-        enqueue_prune(self.redis, self.service, self.project_id, version)
+        self._write_back(version, ranking, spec)
+        pruned = prune(ls, store, self.project_id, self.held)
+        removed = store.remove_older_than(self.project_id, KEEP_LOCAL_VERSIONS)
         seconds = round(time.monotonic() - started, 2)
-        log.info("project %s: %s active after %.1f s", self.project_id, version, seconds)
-        return {"status": "trained" if trainable else "ranked", "model_version": version, "seconds": seconds, **meta}
+        log.info("project %s: %s active after %.1f s; pruned LS versions %s, local %s", self.project_id, version, seconds, pruned, removed)
+        return {"status": "trained" if trainable else "ranked", "model_version": version, "seconds": seconds, "pruned": pruned, **meta}
+
+    def _write_back(self, version: str, ranking: PoolRanking, spec) -> None:
+        """Predictions to Label Studio, then the switch; the version becomes active here only after both."""
+        ls, ledger_file = self.connection.ls, self.store.ledger(self.project_id)
+        self.held.ensure_held()
+        # On record before the first prediction leaves, so a write killed halfway is still pruned later.
+        ledger_file.write(ledger_file.read().with_written(version))
+        rows = sorted(ranking.rows().items(), key=lambda row: row[1][0])[: self.settings.top_k]
+        predictions = [{"task": task_id, **spec.prediction(version, score, label, p)} for task_id, (score, label, p) in rows]
+        self.held.ensure_held()
+        ls.write_predictions(self.project_id, predictions, self.progress)
+        self.held.ensure_held()
+        # Uncertainty sampling is set once, at the first activation; an owner's later choice is kept.
+        ls.activate_version(self.project_id, version, set_sampling=not ledger_file.read().sampling_set)
+        project = ls.project(self.project_id)
+        ledger_file.write(
+            replace(
+                ledger_file.read(), active=version, sampling_set=True,
+                ls_model_version=project["model_version"], ls_sampling=project["sampling"], checked_at=time.time(),
+            )
+        )
 
     def _stopping(self, previous: ModelVersion | None, pool: list[PoolTask], proba: np.ndarray | None) -> dict:
         """Stopping signal for this version, from its pool predictions and the previous version's."""

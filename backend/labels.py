@@ -5,11 +5,17 @@ and any ``$field``. Parsing goes through label-studio-sdk's ``LabelInterface``.
 """
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Mapping
 
 from label_studio_sdk.label_interface import LabelInterface
+
+
+#: A lone UTF-16 surrogate: legal in JSON as an escape (``"\ud800"``), but no text a tokenizer can encode.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class UnsupportedLabelConfig(ValueError):
@@ -23,11 +29,17 @@ class TextClassificationSpec:
     value_field: str
     classes: tuple[str, ...]
 
-    def text_of(self, task_data: Mapping[str, Any]) -> str:
-        if self.value_field not in task_data:
-            raise KeyError(f"task data has no field {self.value_field!r} (the Text tag reads ${self.value_field})")
+    def text_of(self, task_data: Any) -> str | None:
+        """The text the config's ``<Text>`` shows for a task's data, or None when the data has no such field."""
+        if not isinstance(task_data, Mapping) or self.value_field not in task_data:
+            return None
         value = task_data[self.value_field]
-        return value if isinstance(value, str) else str(value)
+        text = value if isinstance(value, str) else json.dumps(value)
+        return _LONE_SURROGATE.sub("\ufffd", text)  # shown as the replacement character, as a browser would
+
+    @property
+    def missing_field_reason(self) -> str:
+        return f"no field {self.value_field!r} in the task data (the Text tag reads ${self.value_field})"
 
     def label_of(self, result: list[dict[str, Any]]) -> str | None:
         """The chosen class in an annotation's result, or None when this control was left empty."""
@@ -78,7 +90,12 @@ def parse_label_config(label_config: str) -> TextClassificationSpec:
         )
     if len(control.to_name) != 1:
         raise UnsupportedLabelConfig(f"<Choices name={control.name!r}> must point at exactly one object tag")
-    target = interface.get_object(control.to_name[0])
+    objects = {obj.name: obj for obj in interface.objects}
+    if control.to_name[0] not in objects:
+        raise UnsupportedLabelConfig(
+            f"<Choices name={control.name!r}> points at {control.to_name[0]!r}, which names no object tag in the config"
+        )
+    target = objects[control.to_name[0]]
     if target.tag != "Text":
         raise UnsupportedLabelConfig(
             f"<Choices name={control.name!r}> labels a <{target.tag}>; only <Text> objects are supported"

@@ -1,9 +1,14 @@
 """Model versions on disk, published atomically.
 
 Layout: ``MODEL_DIR/project-<id>/<version>/`` holds ``meta.json``, the model files and ``pool.npz`` (the
-pool ranking this version wrote to Label Studio). A version is written under a hidden temporary folder and
-renamed into place once complete, so a reader never sees a half-written version. Versions are immutable
-after that, which lets readers cache them by path.
+pool ranking this version wrote to Label Studio), and ``MODEL_DIR/project-<id>/ledger.json`` records which
+versions went to Label Studio (``backend.ledger``). A version is written under a hidden staging folder and
+renamed into place once complete, so a reader never sees a half-written version; a staging folder left by
+a killed worker is removed by the next job that holds the project's lock. Versions are immutable after
+that, which lets readers cache them by path.
+
+Version names carry the project: ``al-p<project>-v<sequence>-<UTC time>``. The name tells a person whose
+version it is; the ledger is what proves it.
 """
 from __future__ import annotations
 
@@ -20,7 +25,11 @@ from typing import Any, Iterator
 
 import numpy as np
 
-_VERSION_RE = re.compile(r"^v(\d{4,})-(\d{8}T\d{6}Z)$")
+from backend.ledger import LedgerFile
+from backend.project_state import SetupFile
+
+_VERSION_RE = re.compile(r"^al-p(\d+)-v(\d{4,})-(\d{8}T\d{6}Z)$")
+_STAGING_PREFIX = ".staging-"
 
 
 @dataclass(frozen=True)
@@ -31,7 +40,7 @@ class ModelVersion:
 
     @property
     def sequence(self) -> int:
-        return int(_VERSION_RE.match(self.name).group(1))
+        return int(_VERSION_RE.match(self.name).group(2))
 
     def meta(self) -> dict[str, Any]:
         return json.loads((self.path / "meta.json").read_text())
@@ -84,6 +93,25 @@ class PoolRanking:
 class ModelStore:
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._files: dict[tuple[type, int], Any] = {}
+
+    def _project_file(self, kind: type, project_id: int):
+        """One reader per project file, so its parse cache lives as long as the store."""
+        key = (kind, int(project_id))
+        if key not in self._files:
+            self._files[key] = kind(self.project_dir(project_id))
+        return self._files[key]
+
+    def ledger(self, project_id: int) -> LedgerFile:
+        return self._project_file(LedgerFile, project_id)
+
+    def setup_record(self, project_id: int) -> SetupFile:
+        return self._project_file(SetupFile, project_id)
+
+    def active(self, project_id: int) -> ModelVersion | None:
+        """The version Label Studio was switched to (``Ledger.active``), if it is still on disk."""
+        name = self.ledger(project_id).read().active
+        return self.get(project_id, name) if name else None
 
     def project_dir(self, project_id: int) -> Path:
         return self.root / f"project-{int(project_id)}"
@@ -96,7 +124,7 @@ class ModelStore:
         found = [
             ModelVersion(project_id, entry.name, Path(entry.path))
             for entry in os.scandir(folder)
-            if entry.is_dir() and _VERSION_RE.match(entry.name)
+            if entry.is_dir() and (match := _VERSION_RE.match(entry.name)) and int(match.group(1)) == int(project_id)
         ]
         return sorted(found, key=lambda version: version.sequence)
 
@@ -105,7 +133,11 @@ class ModelStore:
         return versions[-1] if versions else None
 
     def get(self, project_id: int, name: str) -> ModelVersion | None:
-        return next((v for v in self.versions(project_id) if v.name == name), None)
+        path = self.project_dir(project_id) / name
+        match = _VERSION_RE.match(name)
+        if match is None or int(match.group(1)) != int(project_id) or not path.is_dir():
+            return None
+        return ModelVersion(project_id, name, path)
 
     @contextmanager
     def publish(self, project_id: int) -> Iterator[tuple[str, Path]]:
@@ -118,8 +150,8 @@ class ModelStore:
         latest = self.latest(project_id)
         sequence = latest.sequence + 1 if latest else 1
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        name = f"v{sequence:04d}-{stamp}"
-        staging = Path(tempfile.mkdtemp(prefix=f".staging-{name}-", dir=folder))
+        name = f"al-p{int(project_id)}-v{sequence:04d}-{stamp}"
+        staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING_PREFIX}{name}-", dir=folder))
         try:
             yield name, staging
             _fsync_tree(staging)
@@ -128,9 +160,21 @@ class ModelStore:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
 
+    def remove_stale_staging(self, project_id: int) -> list[str]:
+        """Staging folders of publishes that never finished (their worker was killed).
+
+        The caller must hold the project's retrain lock: then no publish of this project is under way.
+        """
+        folder = self.project_dir(project_id)
+        stale = [entry for entry in folder.glob(f"{_STAGING_PREFIX}*") if entry.is_dir()] if folder.is_dir() else []
+        for entry in stale:
+            shutil.rmtree(entry, ignore_errors=True)
+        return [entry.name for entry in stale]
+
     def remove_older_than(self, project_id: int, keep: int) -> list[str]:
-        """Delete all but the newest ``keep`` versions; returns the names removed."""
-        doomed = self.versions(project_id)[:-keep] if keep > 0 else self.versions(project_id)
+        """Delete all but the newest ``keep`` versions, never the active one; returns the names removed."""
+        active = self.ledger(project_id).read().active
+        doomed = [v for v in self.versions(project_id)[:-keep] if v.name != active]
         for version in doomed:
             shutil.rmtree(version.path, ignore_errors=True)
         return [version.name for version in doomed]

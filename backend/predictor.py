@@ -1,7 +1,11 @@
-"""Serve predictions from the newest published model version, without ever training.
+"""Serve predictions from the version Label Studio was switched to, without ever training.
 
-Versions are immutable once published, so a loaded version is cached by its path; a newer version on
-disk is picked up on the next request, with no restart.
+Only the ledger's active version is served (``backend.ledger``): a newer version on disk whose write-back
+never finished is not. Versions are immutable once published, so a loaded version is cached by its path;
+a newly activated version is picked up on the next request, with no restart.
+
+A task that cannot be read under the config (no text field, a malformed id) gets no prediction; the other
+tasks of the batch are answered as usual.
 """
 from __future__ import annotations
 
@@ -21,6 +25,12 @@ from backend.training import TextClassifier, load_classifier
 from strategies import ModelOutputs, make_strategy
 
 log = logging.getLogger(__name__)
+
+
+def _task_id(task: Any) -> int | None:
+    """A task's integer id, or None for anything else (LS sends ints; a request may send anything)."""
+    task_id = task.get("id") if isinstance(task, dict) else None
+    return task_id if isinstance(task_id, int) and not isinstance(task_id, bool) else None
 
 #: Score for a task the version never ranked and the strategy cannot rank alone: after every ranked task.
 UNRANKED_SCORE = 1.0
@@ -55,8 +65,8 @@ class Predictor:
         self._loaded: dict[str, LoadedVersion] = {}
         self._lock = threading.Lock()
 
-    def latest(self, project_id: int) -> LoadedVersion | None:
-        version = self.store.latest(project_id)
+    def active(self, project_id: int) -> LoadedVersion | None:
+        version = self.store.active(project_id)
         if version is None:
             return None
         key = str(version.path)
@@ -69,20 +79,23 @@ class Predictor:
                 self._loaded[key] = LoadedVersion(version, version.meta())
             return self._loaded[key]
 
-    def predict(self, project_id: int, spec: TextClassificationSpec, tasks: Sequence[dict[str, Any]]) -> list[list[dict]]:
-        """One list of predictions per task (empty when no usable model exists yet)."""
-        loaded = self.latest(project_id)
+    def predict(self, project_id: int, spec: TextClassificationSpec, tasks: Sequence[Any]) -> list[list[dict]]:
+        """One list of predictions per task: empty when no usable model exists yet, or the task is unreadable."""
+        loaded = self.active(project_id)
         if loaded is None or tuple(loaded.meta["classes"]) != spec.classes:
             if loaded is not None:
                 log.warning("project %s: label config classes changed since %s; waiting for a retrain", project_id, loaded.version.name)
             return [[] for _ in tasks]
-        ranked = [loaded.pool.get(int(task["id"])) if "id" in task else None for task in tasks]
-        fresh = [i for i, row in enumerate(ranked) if row is None]
-        fresh_scores, fresh_proba = self._score_fresh(loaded, [spec.text_of(tasks[i].get("data") or {}) for i in fresh])
+        texts = [spec.text_of(task.get("data")) if isinstance(task, dict) else None for task in tasks]
+        ranked: list[tuple[float, int, float] | None] = [
+            loaded.pool.get(task_id) if (task_id := _task_id(task)) is not None else None for task in tasks
+        ]
+        fresh = [i for i, row in enumerate(ranked) if row is None and texts[i] is not None]
+        fresh_scores, fresh_proba = self._score_fresh(loaded, [texts[i] for i in fresh])
         for k, i in enumerate(fresh):
             label, p = (int(fresh_proba[k].argmax()), float(fresh_proba[k].max())) if fresh_proba is not None else (-1, 0.0)
             ranked[i] = (fresh_scores[k], label, p)
-        return [[spec.prediction(loaded.version.name, score, label, p)] for score, label, p in ranked]
+        return [[spec.prediction(loaded.version.name, *row)] if row is not None else [] for row in ranked]
 
     def _score_fresh(self, loaded: LoadedVersion, texts: list[str]) -> tuple[list[float], np.ndarray | None]:
         if not texts:

@@ -1,28 +1,55 @@
-"""What ``/setup`` learns about a project, kept in Redis for the worker.
+"""What the backend knows about a project between jobs.
 
-``/setup`` runs on nearly every Label Studio page touch, so this is one small SET per call.
+- ``SetupRecord``: what the project's last ``/setup`` said (settings, and Label Studio's host and token). It
+  is kept on disk, ``MODEL_DIR/project-<id>/setup.json`` (mode 0600, it holds a token), not in Redis: it is
+  also the record that the project connected this backend, which a webhook needs before anything is
+  enqueued, and it must survive Redis losing its data. ``/setup`` runs on nearly every Label Studio page
+  touch, so the file is rewritten only when something changed.
+- The last retrain's outcome, in Redis, for ``/status``: losing it loses only that report.
+
+The settings a retrain runs with are not taken from here: the worker reads them from Label Studio's own
+record of the connection (``backend.connection``).
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from redis import Redis
 
+from backend.json_file import JsonFile
 from backend.settings import ProjectSettings
+
+SETUP_FILE = "setup.json"
 
 
 @dataclass(frozen=True)
-class ProjectState:
+class SetupRecord:
     settings: ProjectSettings
-    #: Where Label Studio said it lives, and the project owner's token, from ``/setup``. The worker prefers
-    #: LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY from its environment and falls back to these.
+    #: Where Label Studio said it lives, and the project owner's token. The worker uses both together,
+    #: and only when LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY are not set.
     hostname: str | None = None
     access_token: str | None = None
 
+    def to_dict(self) -> dict:
+        return {"settings": self.settings.to_dict(), "hostname": self.hostname, "access_token": self.access_token}
 
-def _key(project_id: int) -> str:
-    return f"al:project:{int(project_id)}:state"
+
+class SetupFile:
+    def __init__(self, project_dir: Path):
+        self.file = JsonFile(Path(project_dir) / SETUP_FILE, mode=0o600)
+
+    def read(self) -> SetupRecord | None:
+        """The last ``/setup``'s record, or None when this project never connected."""
+        payload = self.file.read()
+        if payload is None:
+            return None
+        return SetupRecord(ProjectSettings.parse(payload["settings"], env={}), payload.get("hostname"), payload.get("access_token"))
+
+    def save(self, record: SetupRecord) -> None:
+        if self.file.read() != record.to_dict():
+            self.file.write(record.to_dict())
 
 
 def parse_project_id(raw: object) -> int:
@@ -32,25 +59,9 @@ def parse_project_id(raw: object) -> int:
     if isinstance(raw, bool):
         raise ValueError(f"project must be an id, got {raw!r}")
     text = str(raw if raw is not None else "").split(".", 1)[0]
-    if not text.isdigit():
-        raise ValueError(f"project must be an id like 12 or '12.1700000000', got {raw!r}")
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
+        raise ValueError(f"project must be an id like 12 or '12.1700000000', got {str(raw)[:40]!r}")
     return int(text)
-
-
-def save_project_state(redis: Redis, project_id: int, state: ProjectState) -> None:
-    payload = {"settings": state.settings.to_dict(), "hostname": state.hostname, "access_token": state.access_token}
-    redis.set(_key(project_id), json.dumps(payload))
-
-
-def load_project_state(redis: Redis, project_id: int) -> ProjectState:
-    """The state saved by the last ``/setup``; environment defaults when LS never called it."""
-    raw = redis.get(_key(project_id))
-    if raw is None:
-        return ProjectState(ProjectSettings.parse(None))
-    payload = json.loads(raw)
-    return ProjectState(
-        ProjectSettings.parse(payload["settings"]), payload.get("hostname"), payload.get("access_token")
-    )
 
 
 def _outcome_key(project_id: int) -> str:
@@ -58,7 +69,7 @@ def _outcome_key(project_id: int) -> str:
 
 
 def save_retrain_outcome(redis: Redis, project_id: int, outcome: dict) -> None:
-    """What the last retrain did (trained, ranked or skipped, and why), for the owner's /status page."""
+    """What the last retrain did (trained, ranked, skipped or failed, and why), for the owner's /status page."""
     redis.set(_outcome_key(project_id), json.dumps(outcome, default=str))
 
 

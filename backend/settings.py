@@ -6,6 +6,8 @@ Two kinds:
 - ``ProjectSettings``: one per Label Studio project, from the ML backend's ``extra_params`` (sent in
   ``/setup``), falling back to ``AL_*`` environment defaults.
 
+Every number has a documented range (``PROJECT_RANGES``, ``SERVICE_RANGES``): a value outside it is refused
+here, before any job runs, so a typo cannot tie up a worker for hours or crash a retrain on every retry.
 Invalid values raise ``SettingsError`` with a message naming the setting and its valid values.
 """
 from __future__ import annotations
@@ -21,6 +23,22 @@ from strategies import STRATEGY_NAMES
 MODEL_MODES = ("finetune", "head")
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_MODEL = "bundled:all-MiniLM-L6-v2"
+
+#: Inclusive ranges of the numeric project settings. Upper bounds keep one retrain within minutes on a CPU
+#: and within a BERT model's 512 positions; the README's settings table lists the same ranges.
+PROJECT_RANGES: dict[str, tuple[float, float]] = {
+    "epochs": (1, 50),
+    "batch_size": (1, 256),
+    "learning_rate": (1e-7, 0.1),
+    "max_length": (8, 512),
+    "eval_fraction": (0.0, 0.5),
+    "min_labels": (2, 10_000),
+    "query_batch_size": (1, 1_000),
+    "committee_size": (2, 20),
+    "top_k": (10, 100_000),
+    "seed": (0, 2**32 - 1),
+}
+MAX_MODEL_NAME_CHARS = 200
 
 
 class SettingsError(ValueError):
@@ -42,6 +60,10 @@ class ProjectSettings:
     min_labels: int = 4
     query_batch_size: int = 10
     committee_size: int = 5
+    #: Predictions each version writes to Label Studio: its K most informative tasks. LS serves tasks with a
+    #: prediction of the current version first, lowest score first, so K only has to exceed the labels
+    #: given before the next re-rank; and LS deletes a version in one transaction, which K keeps short.
+    top_k: int = 500
     seed: int = 0
     device: str = "auto"
 
@@ -49,17 +71,12 @@ class ProjectSettings:
         _one_of("strategy", self.strategy, STRATEGY_NAMES)
         _one_of("model_mode", self.model_mode, MODEL_MODES)
         _one_of("device", self.device, DEVICES)
-        if not self.model_name.strip():
-            raise SettingsError("model_name must name a Hugging Face model or a local path")
-        for name in ("epochs", "batch_size", "max_length", "query_batch_size", "committee_size"):
-            if getattr(self, name) < 1:
-                raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.min_labels < 2:
-            raise SettingsError(f"min_labels must be at least 2 (one per class is the least a classifier needs), got {self.min_labels}")
-        if not 0.0 < self.learning_rate < 1.0:
-            raise SettingsError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
-        if not 0.0 <= self.eval_fraction < 1.0:
-            raise SettingsError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+        if not self.model_name.strip() or len(self.model_name) > MAX_MODEL_NAME_CHARS:
+            raise SettingsError(
+                f"model_name must name a Hugging Face model or a local path of at most {MAX_MODEL_NAME_CHARS} characters"
+            )
+        for name, (low, high) in PROJECT_RANGES.items():
+            _in_range(name, getattr(self, name), low, high)
 
     @classmethod
     def parse(cls, extra_params: Any, env: Mapping[str, str] | None = None) -> "ProjectSettings":
@@ -85,10 +102,24 @@ class ProjectSettings:
 _FIELD_TYPES = {f.name: f.type for f in fields(ProjectSettings)}
 
 
+#: Inclusive ranges of the numeric service settings (environment variables).
+SERVICE_RANGES: dict[str, tuple[float, float]] = {
+    "AL_JOB_TIMEOUT": (10, 24 * 3600),
+    "AL_MAX_BODY_MB": (1, 1024),
+    "AL_MAX_WEBHOOK_KB": (16, 64 * 1024),
+    "AL_MAX_PREDICT_TASKS": (1, 100_000),
+}
+_URL_SECRET_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+MIN_URL_SECRET_CHARS = 16
+
+
 @dataclass(frozen=True)
 class ServiceSettings:
     """Process-wide settings from the environment."""
 
+    #: Where the worker reads and writes Label Studio, and with which key: both from the environment, or
+    #: neither (then both come from the ``/setup`` of the project being trained). Never one from each,
+    #: so the environment's key is never sent to a host that came in a request.
     label_studio_url: str | None
     label_studio_api_key: str | None
     model_dir: Path
@@ -96,8 +127,13 @@ class ServiceSettings:
     basic_auth_user: str | None
     basic_auth_pass: str | None
     queue_name: str
-    prune_queue_name: str
     job_timeout_s: int
+    #: The secret path segment Label Studio reaches the backend under (``http://host:9090/<secret>``);
+    #: None means "generate one under MODEL_DIR" (``backend.url_secret``).
+    url_secret: str | None = None
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_webhook_bytes: int = 1024 * 1024
+    max_predict_tasks: int = 1000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "ServiceSettings":
@@ -105,20 +141,42 @@ class ServiceSettings:
         user, password = env.get("BASIC_AUTH_USER") or None, env.get("BASIC_AUTH_PASS") or None
         if bool(user) != bool(password):
             raise SettingsError("set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither")
-        timeout = _coerce("AL_JOB_TIMEOUT", env.get("AL_JOB_TIMEOUT", "3600"), "int", source="AL_JOB_TIMEOUT")
-        if timeout < 10:
-            raise SettingsError(f"AL_JOB_TIMEOUT must be at least 10 seconds, got {timeout}")
+        ls_url = (env.get("LABEL_STUDIO_URL") or "").rstrip("/") or None
+        ls_key = env.get("LABEL_STUDIO_API_KEY") or None
+        if bool(ls_url) != bool(ls_key):
+            raise SettingsError(
+                "set both LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY, or neither (then each project's own /setup "
+                "supplies both): a key must only ever go to the host it belongs to"
+            )
+        secret = env.get("AL_URL_SECRET") or None
+        if secret is not None and (len(secret) < MIN_URL_SECRET_CHARS or not set(secret) <= _URL_SECRET_CHARS):
+            raise SettingsError(
+                f"AL_URL_SECRET must be at least {MIN_URL_SECRET_CHARS} characters of letters, digits, '-' and '_'"
+            )
+        numbers = {
+            name: _in_range(name, _coerce(name, env.get(name, default), "int", source=name), *SERVICE_RANGES[name])
+            for name, default in (("AL_JOB_TIMEOUT", "3600"), ("AL_MAX_BODY_MB", "16"), ("AL_MAX_WEBHOOK_KB", "1024"), ("AL_MAX_PREDICT_TASKS", "1000"))
+        }
         return cls(
-            label_studio_url=(env.get("LABEL_STUDIO_URL") or "").rstrip("/") or None,
-            label_studio_api_key=env.get("LABEL_STUDIO_API_KEY") or None,
+            label_studio_url=ls_url,
+            label_studio_api_key=ls_key,
             model_dir=Path(env.get("MODEL_DIR") or "./models").resolve(),
             redis_url=env.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
             basic_auth_user=user,
             basic_auth_pass=password,
             queue_name=env.get("AL_QUEUE") or "al-train",
-            prune_queue_name=env.get("AL_PRUNE_QUEUE") or "al-prune",
-            job_timeout_s=timeout,
+            job_timeout_s=numbers["AL_JOB_TIMEOUT"],
+            url_secret=secret,
+            max_body_bytes=numbers["AL_MAX_BODY_MB"] * 1024 * 1024,
+            max_webhook_bytes=numbers["AL_MAX_WEBHOOK_KB"] * 1024,
+            max_predict_tasks=numbers["AL_MAX_PREDICT_TASKS"],
         )
+
+
+def _in_range(name: str, value: float, low: float, high: float) -> float:
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {value!r}")
+    return value
 
 
 def _one_of(name: str, value: str, valid: tuple[str, ...]) -> None:
@@ -132,7 +190,7 @@ def _as_mapping(extra_params: Any) -> Mapping[str, Any]:
     if isinstance(extra_params, str):
         try:
             extra_params = json.loads(extra_params)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # also an over-long integer, or nesting past the parser's depth
             raise SettingsError(f"extra_params is not valid JSON: {exc}") from None
     if not isinstance(extra_params, Mapping):
         raise SettingsError(f"extra_params must be a JSON object, got {type(extra_params).__name__}")
@@ -155,7 +213,7 @@ def _coerce(name: str, raw: Any, type_name: Any, *, source: str) -> Any:
             if isinstance(raw, bool):
                 raise TypeError
             return float(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: float() of an integer past 1e308
         pass
     else:
         raise AssertionError(f"unhandled settings type {type_name}")

@@ -24,6 +24,15 @@ import requests
 from redis import Redis
 from redis.exceptions import RedisError
 
+from backend.ls_database import (
+    LabelStudioDatabase,
+    create_postgres_database,
+    label_studio_binary,
+    postgres_unavailable_reason,
+)
+from backend.settings import ServiceSettings
+from backend.url_secret import connect_url, resolve_url_secret
+
 ROOT = Path(__file__).resolve().parent.parent
 TEXT_CLASSIFICATION_CONFIG = """<View>
   <Text name="text" value="$text"/>
@@ -120,18 +129,16 @@ class LabelStudioAccount:
     token: str = "al-backend-dev-token"
 
 
-def label_studio_binary() -> str:
-    candidates = [os.environ.get("LABEL_STUDIO_BIN"), str(ROOT / ".venv-ls" / "bin" / "label-studio"), shutil.which("label-studio")]
-    for candidate in candidates:
-        if candidate and Path(candidate).exists():
-            return candidate
-    raise RuntimeError(
-        "Label Studio is not installed: run ./dev setup (it creates .venv-ls), or set LABEL_STUDIO_BIN"
-    )
-
-
-def start_label_studio(port: int, data_dir: Path, log_dir: Path, account: LabelStudioAccount) -> tuple[Service, str]:
+def start_label_studio(
+    port: int,
+    data_dir: Path,
+    log_dir: Path,
+    account: LabelStudioAccount,
+    database: LabelStudioDatabase = LabelStudioDatabase(),
+) -> tuple[Service, str]:
     data_dir.mkdir(parents=True, exist_ok=True)
+    if database.is_postgres:
+        create_postgres_database(database)
     env = {
         "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
         "LABEL_STUDIO_USERNAME": account.email,
@@ -144,9 +151,15 @@ def start_label_studio(port: int, data_dir: Path, log_dir: Path, account: LabelS
         # Offline machines: error reports to Sentry would only add retries and timeouts.
         "SENTRY_DSN": "",
         "SENTRY_RATE": "0",
+        **database.label_studio_env(),
     }
     # LS reads these generic names as its own settings; a stray one would move its port or host.
     stray = {name: "" for name in ("USERNAME", "PASSWORD", "HOST", "PORT") if name in os.environ}
+    # LS reads LABEL_STUDIO_<NAME> and HEARTEX_<NAME> before <NAME>: a stray prefixed database setting would win.
+    stray.update(
+        {f"{prefix}{name}": value for name, value in database.label_studio_env().items()
+         for prefix in ("LABEL_STUDIO_", "HEARTEX_") if f"{prefix}{name}" in os.environ}
+    )
     argv = [
         label_studio_binary(), "start", "--no-browser", "--internal-host", "127.0.0.1",
         "--port", str(port), "--data-dir", str(data_dir),
@@ -234,6 +247,11 @@ class LabelStudioAPI:
 def create_demo_project(ls: LabelStudioAPI, backend_url: str, per_class: int) -> int:
     for project in ls.call("GET", "/api/projects")["results"]:
         if project["title"] == "Active learning demo: BBC News":
+            # A demo from an earlier run may point at an older backend URL: point it at this one.
+            for connection in ls.call("GET", f"/api/ml?project={project['id']}"):
+                if connection["url"] != backend_url:
+                    # LS answers a partial PATCH of an ML backend with a 500: resend url and project.
+                    ls.call("PATCH", f"/api/ml/{connection['id']}", json={"url": backend_url, "project": project["id"]})
             return project["id"]
     rows = list(bbc_news(per_class))
     classes = sorted({topic for _, topic in rows})
@@ -241,6 +259,26 @@ def create_demo_project(ls: LabelStudioAPI, backend_url: str, per_class: int) ->
     ls.import_tasks(project_id, [text for text, _ in rows])
     ls.connect_backend(project_id, backend_url)
     return project_id
+
+
+#: The database ``./dev up`` gives Label Studio when a PostgreSQL answers on the usual local port.
+DEV_POSTGRES = LabelStudioDatabase.postgres("label_studio_dev")
+
+
+def choose_dev_database(choice: str, postgres: LabelStudioDatabase = DEV_POSTGRES) -> LabelStudioDatabase:
+    """``auto``: PostgreSQL when one answers, else SQLite (saying so); ``postgres``: PostgreSQL or an error."""
+    if choice == "sqlite":
+        return LabelStudioDatabase.sqlite()
+    reason = postgres_unavailable_reason(postgres)
+    if reason is None:
+        return postgres
+    if choice == "postgres":
+        raise SystemExit(f"--database postgres: no usable PostgreSQL at {postgres.host}:{postgres.port}: {reason}")
+    print(
+        f"no PostgreSQL answers at {postgres.host}:{postgres.port} ({reason}); Label Studio runs on SQLite, "
+        "where its own bulk writes can lock out annotators"
+    )
+    return LabelStudioDatabase.sqlite()
 
 
 def up(args: argparse.Namespace) -> None:
@@ -253,18 +291,22 @@ def up(args: argparse.Namespace) -> None:
             print(f"no Redis at {redis_url}; starting a private one on port {args.redis_port}")
             service, redis_url = start_redis(args.redis_port, logs)
             stack.callback(service.stop)
-        print("starting Label Studio (the first start migrates its database: about 1-2 minutes)...")
-        ls_service, ls_url = start_label_studio(args.ls_port, run_dir / "label-studio", logs, account)
+        database = choose_dev_database(args.database)
+        print(f"starting Label Studio on {database.describe()} (the first start migrates its database: up to 1-2 minutes)...")
+        ls_service, ls_url = start_label_studio(args.ls_port, run_dir / "label-studio", logs, account, database)
         stack.callback(ls_service.stop)
         env = backend_env(redis_url, ls_url, account.token, run_dir / "models")
-        backend, backend_url = start_backend(args.backend_port, env, logs)
+        backend, backend_root = start_backend(args.backend_port, env, logs)
         stack.callback(backend.stop)
         worker = start_worker(env, logs)
         stack.callback(worker.stop)
+        # Label Studio reaches the backend under its secret path segment (generated under MODEL_DIR).
+        backend_url = connect_url(backend_root, resolve_url_secret(ServiceSettings.from_env(env)))
         project_id = create_demo_project(LabelStudioAPI(ls_url, account.token), backend_url, args.per_class)
         print(
             f"\nReady.\n  Label Studio  {ls_url}/projects/{project_id}  (login {account.email} / {account.password})\n"
-            f"  ML backend    {backend_url}   status: {backend_url}/status?project={project_id}\n"
+            f"  ML backend    {backend_url}   (the URL to connect other projects to)\n"
+            f"  Status        {backend_url}/status?project={project_id}\n"
             f"  Logs          {logs}\nLabel a few tasks: the worker retrains and Label Studio serves the most informative task next.\n"
             "Press Ctrl-C to stop everything."
         )
@@ -287,6 +329,11 @@ def main() -> None:
     start.add_argument("--backend-port", type=int, default=int(os.environ.get("BACKEND_PORT", 9090)))
     start.add_argument("--redis-port", type=int, default=6390)
     start.add_argument("--per-class", type=int, default=60, help="demo tasks imported per BBC News topic")
+    start.add_argument(
+        "--database", choices=("auto", "postgres", "sqlite"), default="auto",
+        help=f"Label Studio's database: PostgreSQL (database {DEV_POSTGRES.name} on {DEV_POSTGRES.host}:{DEV_POSTGRES.port}, "
+        "user postgres, created if missing), SQLite, or auto (PostgreSQL when one answers, else SQLite)",
+    )
     args = parser.parse_args()
     up(args)
 

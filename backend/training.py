@@ -115,6 +115,10 @@ class _Encoder:
     """Tokenizer + transformer, batched inference with mean pooling."""
 
     def __init__(self, model, tokenizer, device: torch.device, max_length: int, batch_size: int):
+        positions = getattr(model.config, "max_position_embeddings", None)
+        if positions is not None and max_length > positions:
+            # Past the position table the model raises IndexError on every batch: refuse it once, clearly.
+            raise SettingsError(f"max_length {max_length} is over this model's {positions} positions; choose at most {positions}")
         self.model = model.to(device)
         self.tokenizer = tokenizer
         self.device = device

@@ -1,6 +1,6 @@
-"""The worker process: an RQ worker on the retrain queue, then the low-priority prune queue.
+"""The worker process: an RQ worker on the retrain queue.
 
-Equivalent to ``rq worker -u $REDIS_URL --with-scheduler al-train al-prune``; this wrapper only reads the
+Equivalent to ``rq worker -u $REDIS_URL --with-scheduler al-train``; this wrapper only reads the
 same settings as the app, so both always agree on queue names and Redis. The scheduler runs the retries
 that ``Retry(interval=...)`` schedules.
 """
@@ -22,8 +22,7 @@ def main() -> None:
     # One line per Label Studio page read would bury the retrain's own progress lines.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     service = ServiceSettings.from_env()
-    # Queue order is priority: a prune never runs while a retrain waits.
-    worker = Worker([service.queue_name, service.prune_queue_name], connection=Redis.from_url(service.redis_url))
+    worker = Worker([service.queue_name], connection=Redis.from_url(service.redis_url))
     worker.work(with_scheduler=True, logging_level="INFO")
 
 

@@ -3,33 +3,24 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass
+import warnings
 from pathlib import Path
 
 import pytest
 from redis import Redis
 
-from backend.settings import ServiceSettings
-from backend.stack import (
-    LabelStudioAccount,
-    LabelStudioAPI,
-    Service,
-    backend_env,
-    free_port,
-    redis_alive,
-    start_backend,
-    start_label_studio,
-    start_redis,
-    start_worker,
+from backend.ls_database import (
+    LabelStudioDatabase,
+    create_postgres_database,
+    drop_postgres_database,
+    postgres_unavailable_reason,
 )
+from backend.settings import ServiceSettings
+from backend.stack import LabelStudioAccount, free_port, redis_alive, start_label_studio, start_redis
 
-#: Database indexes no developer uses by hand, so flushing them is safe. The end-to-end stack gets its own,
-#: so a unit test's flush never touches the running worker's queues.
+#: A database index no developer uses by hand, so flushing it is safe. The end-to-end stacks use another
+#: (tests/e2e/conftest.py), so a unit test's flush never touches a running worker's queues.
 TEST_DB = 13
-E2E_DB = 14
-
-#: Tiny training so CPU tests stay fast; the e2e test overrides per project through extra params.
-TINY_TRAINING_ENV = {"AL_EPOCHS": "1", "AL_MAX_LENGTH": "32", "AL_BATCH_SIZE": "8", "AL_MIN_LABELS": "4"}
 
 
 @pytest.fixture(scope="session")
@@ -70,55 +61,47 @@ def service_settings(redis_url, tmp_path) -> ServiceSettings:
             "REDIS_URL": redis_url,
             "MODEL_DIR": str(tmp_path / "models"),
             "AL_QUEUE": f"test-train-{suffix}",
-            "AL_PRUNE_QUEUE": f"test-prune-{suffix}",
         }
     )
 
 
-@dataclass
-class Stack:
-    ls: LabelStudioAPI
-    ls_url: str
-    backend_url: str
-    model_dir: Path
-    redis: Redis
-    worker: Service
-    backend: Service
+class LabelStudioOnSQLiteWarning(UserWarning):
+    """The e2e Label Studio fell back to SQLite because no PostgreSQL answers."""
 
 
 @pytest.fixture(scope="session")
-def label_studio(run_dir):
+def label_studio_database():
+    """A fresh PostgreSQL database for this session's Label Studio (dropped at the end) when a PostgreSQL
+    answers on 127.0.0.1:5432; otherwise SQLite, with a warning: LS's production database is PostgreSQL."""
+    database = LabelStudioDatabase.postgres(f"ls_test_{os.getpid()}_{uuid.uuid4().hex[:10]}")
+    reason = postgres_unavailable_reason(database)
+    if reason is not None:
+        warnings.warn(LabelStudioOnSQLiteWarning(f"Label Studio runs on SQLite in these tests: {reason}"))
+        yield LabelStudioDatabase.sqlite()
+        return
+    create_postgres_database(database)
+    try:
+        yield database
+    finally:
+        drop_postgres_database(database)
+
+
+@pytest.fixture(scope="session")
+def label_studio(run_dir, label_studio_database):
     account = LabelStudioAccount()
-    service, url = start_label_studio(free_port(), run_dir / "label-studio", run_dir / "logs", account)
+    service, url = start_label_studio(
+        free_port(), run_dir / "label-studio", run_dir / "logs", account, label_studio_database
+    )
     yield url, account
     service.stop()
 
 
 @pytest.fixture(scope="session")
-def stack(label_studio, redis_server, run_dir):
-    """Label Studio, the backend under gunicorn and one RQ worker, wired as a user would wire them."""
-    ls_url, account = label_studio
-    redis_url = f"{redis_server}/{E2E_DB}"
-    redis = Redis.from_url(redis_url)
-    redis.flushdb()
-    suffix = uuid.uuid4().hex[:8]
-    env = {
-        **backend_env(redis_url, ls_url, account.token, run_dir / "models"),
-        **TINY_TRAINING_ENV,
-        "AL_QUEUE": f"e2e-train-{suffix}",
-        "AL_PRUNE_QUEUE": f"e2e-prune-{suffix}",
-    }
-    backend, backend_url = start_backend(free_port(), env, run_dir / "logs")
-    worker = start_worker(env, run_dir / "logs")
-    yield Stack(LabelStudioAPI(ls_url, account.token), ls_url, backend_url, run_dir / "models", redis, worker, backend)
-    worker.stop()
-    backend.stop()
-
-
-def pytest_runtest_makereport(item, call):
-    """On an e2e failure, attach the worker and backend logs: the cause is usually there."""
-    if call.when == "call" and call.excinfo is not None and "stack" in item.fixturenames:
-        stack = item.funcargs.get("stack")
-        if stack is not None:
-            item.add_report_section("call", "worker log", stack.worker.log_tail(80))
-            item.add_report_section("call", "backend log", stack.backend.log_tail(40))
+def label_studio_sqlite(run_dir):
+    """A second Label Studio on SQLite (own port, data dir and logs), for tests that must pass on both."""
+    account = LabelStudioAccount()
+    service, url = start_label_studio(
+        free_port(), run_dir / "label-studio-sqlite", run_dir / "logs-sqlite", account, LabelStudioDatabase.sqlite()
+    )
+    yield url, account
+    service.stop()

@@ -6,81 +6,19 @@ project to that version, and Label Studio must then serve the lowest-scored task
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import time
-from dataclasses import dataclass
 
 import pytest
 import requests
 
-from backend.stack import bbc_news
+from ls_project import BbcProject, all_tasks, backend_status, settled_outcome, versions_with_predictions, wait_for
 
 pytestmark = pytest.mark.e2e
 
 PER_CLASS = 6
 LABELS_PER_CLASS = 2
-
-
-def wait_for(condition, what: str, timeout_s: float = 420.0, every_s: float = 2.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-
-
-@dataclass
-class BbcProject:
-    """A project of BBC News articles connected to the backend, with the true topics to label it by."""
-
-    stack: object
-    id: int
-    ml_id: int
-    truth: dict[str, str]
-    classes: list[str]
-
-    @classmethod
-    def create(cls, stack, title: str, per_class: int, extra_params: dict) -> "BbcProject":
-        rows = list(bbc_news(per_class))
-        truth = {text: topic for text, topic in rows}
-        classes = sorted(set(truth.values()))
-        project_id = stack.ls.create_project(title, classes)
-        stack.ls.import_tasks(project_id, [text for text, _ in rows])
-        ml_id = stack.ls.connect_backend(project_id, stack.backend_url, extra_params)
-        return cls(stack, project_id, ml_id, truth, classes)
-
-    @property
-    def n_tasks(self) -> int:
-        return len(self.stack.ls.call("GET", f"/api/tasks?project={self.id}&page_size=1000")["tasks"])
-
-    def annotate(self, per_class: int) -> list[dict]:
-        """Label the first ``per_class`` tasks of every topic with their true topic; returns those tasks."""
-        tasks = self.stack.ls.call("GET", f"/api/tasks?project={self.id}&page_size=1000")["tasks"]
-        chosen = [t for topic in self.classes for t in [t for t in tasks if self.truth[t["data"]["text"]] == topic][:per_class]]
-        for task in chosen:
-            self.stack.ls.annotate(task["id"], self.truth[task["data"]["text"]])
-        return chosen
-
-
-def backend_status(stack, project_id: int) -> dict:
-    return requests.get(f"{stack.backend_url}/status", params={"project": project_id}, timeout=10).json()
-
-
-def versions_with_predictions(stack, project_id: int) -> dict[str, int]:
-    # LS also lists the backend's title (with count 0) as a version.
-    counts = stack.ls.call("GET", f"/api/projects/{project_id}/model-versions")
-    return {version: count for version, count in counts.items() if count}
-
-
-def all_tasks(stack, project_id: int) -> list[dict]:
-    query = json.dumps({"ordering": ["tasks:predictions_score"]})
-    page = stack.ls.call("GET", f"/api/tasks?project={project_id}&fields=all&page_size=1000&query={query}")
-    return page["tasks"]
 
 
 @pytest.mark.parametrize(
@@ -128,6 +66,12 @@ def test_annotations_retrain_and_rank_the_pool(stack, extra_params):
         scores[task["id"]] = prediction["score"]
     assert len(set(scores.values())) == len(scores), "rank-based scores must be distinct"
 
+    # Older versions' predictions are pruned right after the switch; the current one stays whole.
+    def only_current_version_left():
+        return versions_with_predictions(stack, project_id) == {version: len(unlabeled)}
+
+    wait_for(only_current_version_left, "older prediction versions to be pruned", timeout_s=120)
+
     served = stack.ls.call("GET", f"/api/projects/{project_id}/next")
     assert served["id"] == min(scores, key=scores.get)
 
@@ -147,19 +91,6 @@ def test_annotations_retrain_and_rank_the_pool(stack, extra_params):
 
     versions = requests.get(f"{stack.backend_url}/versions", params={"project": project_id}, timeout=10).json()
     assert versions["versions"][0] == version
-
-    # Older versions' predictions are pruned from LS by the low-priority job; the current one stays whole.
-    def only_current_version_left():
-        return versions_with_predictions(stack, project_id) == {version: len(unlabeled)}
-
-    wait_for(only_current_version_left, "older prediction versions to be pruned", timeout_s=120)
-
-
-def settled_outcome(stack, project_id: int) -> dict | None:
-    """The last retrain's outcome once nothing is queued or running for the project."""
-    status = backend_status(stack, project_id)
-    idle = status["queue"]["pending_job"] is None and not status["queue"]["running"]
-    return status["last_retrain"] if idle and status["last_retrain"] else None
 
 
 def test_cold_start_ranks_representative_tasks_before_any_label(stack):

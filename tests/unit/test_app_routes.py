@@ -1,29 +1,38 @@
 """The HTTP protocol as Label Studio 1.23 calls it, against a real Redis and a real model on disk."""
 import base64
+import json
+import os
 import time
 
-import numpy as np
 import pytest
 from rq import Queue
 
+from published_model import CONFIG, POOL, activate, publish_and_activate
+
 from backend.app import create_app
 from backend.jobs import publish_version
-from backend.model_store import ModelStore, PoolRanking
-from backend.project_state import load_project_state
-from backend.scoring import ls_scores
-from backend.settings import ProjectSettings, ServiceSettings
-from backend.training import build_classifier
-from strategies.uncertainty import margin
+from backend.ledger import Ledger
+from backend.model_store import ModelStore
+from backend.settings import ServiceSettings
+from backend.url_secret import resolve_url_secret
 
-CONFIG = """<View><Text name="body" value="$review"/>
-<Choices name="mood" toName="body" choice="single"><Choice value="pos"/><Choice value="neg"/></Choices></View>"""
-TRAIN = ["great movie", "awful film", "loved it", "hated it", "wonderful acting", "terrible plot"]
-POOL = {101: "superb and moving", 102: "dreadful and dull", 103: "it was a film"}
+class SecretClient:
+    """A test client that reaches the routes the way Label Studio does: under the backend's secret URL."""
+
+    def __init__(self, app, prefix: str):
+        self.raw = app.test_client()
+        self.prefix = prefix
+
+    def get(self, path, **kwargs):
+        return self.raw.get(self.prefix + path, **kwargs)
+
+    def post(self, path, **kwargs):
+        return self.raw.post(self.prefix + path, **kwargs)
 
 
 @pytest.fixture
 def client(redis, service_settings):
-    return create_app(service_settings, redis).test_client()
+    return SecretClient(create_app(service_settings, redis), "/" + resolve_url_secret(service_settings))
 
 
 def setup_body(extra_params=None, schema=CONFIG):
@@ -36,37 +45,51 @@ def predict_body(tasks):
 
 @pytest.fixture
 def published(service_settings):
-    """A head-mode model and pool ranking published the way the worker publishes them."""
-    settings = ProjectSettings(model_mode="head", max_length=16, strategy="margin")
-    classifier = build_classifier(["pos", "neg"], settings).fit(TRAIN, np.array([0, 1, 0, 1, 0, 1]))
-    proba = classifier.predict_proba(list(POOL.values()))
-    informativeness = margin(proba)
-    ranking = PoolRanking.build(list(POOL), ls_scores(informativeness), informativeness, proba)
-    meta = {"trained": True, "strategy": "margin", "settings": settings.to_dict(), "classes": ["pos", "neg"]}
-    version = publish_version(ModelStore(service_settings.model_dir), 3, classifier, ranking, meta)
-    return version, ranking
+    """A head-mode model and pool ranking published and activated the way the worker does it."""
+    return publish_and_activate(ModelStore(service_settings.model_dir))
+
+
+def connected(client):
+    assert client.post("/setup", json=setup_body()).status_code == 200
 
 
 def test_health_is_cheap_and_open(client):
-    response = client.get("/health")
-    assert response.status_code == 200 and response.json["status"] == "UP"
+    for response in (client.raw.get("/health"), client.get("/health"), client.get("/")):
+        assert response.status_code == 200 and response.json["status"] == "UP"
 
 
-def test_setup_validates_and_stores_project_settings(client, redis):
+def test_without_the_secret_path_nothing_is_read_stored_or_enqueued(client, redis, service_settings):
+    raw = client.raw
+    assert raw.post("/setup", json=setup_body()).status_code == 404
+    assert raw.post("/webhook", json={"action": "START_TRAINING", "project": 3}).status_code == 404
+    assert raw.post("/wrong-secret-0123456789/webhook", json={"action": "START_TRAINING", "project": 3}).status_code == 404
+    assert raw.get("/status?project=3").status_code == 404
+    assert not (service_settings.model_dir / "project-3").exists()
+    assert Queue(service_settings.queue_name, connection=redis).count == 0
+
+
+def test_setup_validates_and_records_project_settings_on_disk(client, service_settings):
     response = client.post("/setup", json=setup_body({"strategy": "entropy", "epochs": 2}))
     assert response.status_code == 200 and response.json == {"model_version": "untrained"}
-    state = load_project_state(redis, 3)
-    assert (state.settings.strategy, state.settings.epochs, state.hostname) == ("entropy", 2, "http://ls")
+    record = ModelStore(service_settings.model_dir).setup_record(3).read()
+    assert (record.settings.strategy, record.settings.epochs, record.hostname, record.access_token) == ("entropy", 2, "http://ls", "tok")
+    path = service_settings.model_dir / "project-3" / "setup.json"
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"  # it holds a Label Studio token
 
 
 @pytest.mark.parametrize(
     "body, fragment",
     [
         (setup_body({"strategy": "nope"}), "choose one of"),
+        (setup_body({"max_length": 10**9}), "max_length must be between 8 and 512"),
+        (setup_body({"epochs": 10**9}), "epochs must be between 1 and 50"),
+        (setup_body({"committee_size": 10**6}), "committee_size must be between 2 and 20"),
         (setup_body(schema="<View><Image name='i' value='$i'/></View>"), "exactly one <Choices>"),
         ({"schema": CONFIG}, "missing field 'project'"),
         ({**setup_body(), "project": "abc"}, "project must be an id"),
+        ({**setup_body(), "project": "²"}, "project must be an id"),
         ({**setup_body(), "schema": 5}, "'schema' must be a str"),
+        ({**setup_body(), "hostname": 5}, "'hostname' must be a string"),
     ],
 )
 def test_setup_refuses_bad_input_with_a_message(client, body, fragment):
@@ -84,9 +107,20 @@ def test_predict_without_a_model_returns_no_predictions(client):
     assert response.status_code == 200 and response.json == {"results": [[]]}
 
 
-def test_predict_names_a_missing_text_field(client):
-    response = client.post("/predict", json=predict_body([{"id": 1, "data": {"text": "x"}}]))
-    assert response.status_code == 400 and "'review'" in response.json["error"]
+def test_one_unreadable_task_does_not_fail_the_batch(client, published):
+    version, ranking = published
+    tasks = [
+        {"id": 555, "data": {"text": "the config reads $review"}},  # a config changed after import
+        {"id": 102, "data": {"review": POOL[102]}},
+        {"id": "abc", "data": {"review": "an id LS never sends"}},
+        "not a task",
+    ]
+    response = client.post("/predict", json=predict_body(tasks))
+    assert response.status_code == 200
+    missing_field, ranked, odd_id, not_a_task = response.json["results"]
+    assert ranked[0]["model_version"] == version and ranked[0]["score"] == pytest.approx(ranking.scores[1])
+    assert missing_field == [] and not_a_task == []
+    assert odd_id[0]["model_version"] == version  # scored like any task the worker never ranked
 
 
 def test_predict_serves_the_published_ranking_and_suggestions(client, published):
@@ -107,17 +141,46 @@ def test_predict_serves_the_published_ranking_and_suggestions(client, published)
     assert 0.0 <= fresh["score"] <= 1.0 and fresh["result"][0]["value"]["choices"][0] in ("pos", "neg")
 
 
-def test_predict_picks_up_a_newer_version_without_restart(client, published, service_settings):
+def test_a_version_is_served_only_once_label_studio_has_it(client, published, service_settings):
     version, ranking = published
     task = [{"id": 101, "data": {"review": POOL[101]}}]
-    assert client.post("/predict", json=predict_body(task)).json["results"][0][0]["model_version"] == version
     time.sleep(1.1)  # version names carry a seconds timestamp
     store = ModelStore(service_settings.model_dir)
-    newer = publish_version(store, 3, None, ranking, {**store.latest(3).meta(), "trained": False})
+    newer = publish_version(store, 3, None, ranking, {**store.get(3, version).meta(), "trained": False})
+    # Published on disk, but its write-back has not finished: LS still uses the older version.
+    assert client.post("/predict", json=predict_body(task)).json["results"][0][0]["model_version"] == version
+    assert client.post("/setup", json=setup_body()).json["model_version"] == version
+    status = client.get("/status?project=3").json
+    assert (status["model_version"], status["newest_local_version"]) == (version, newer)
+    assert any("not active in Label Studio" in warning for warning in status["warnings"])
+    activate(store, 3, newer)  # picked up without a restart
     assert client.post("/predict", json=predict_body(task)).json["results"][0][0]["model_version"] == newer
 
 
+def test_predict_batches_over_the_limit_get_a_413(redis, service_settings, tmp_path):
+    service = ServiceSettings.from_env({"REDIS_URL": service_settings.redis_url, "MODEL_DIR": str(tmp_path), "AL_MAX_PREDICT_TASKS": "2"})
+    client = SecretClient(create_app(service, redis), "/" + resolve_url_secret(service))
+    response = client.post("/predict", json=predict_body([{"id": i, "data": {"review": "x"}} for i in range(3)]))
+    assert response.status_code == 413 and "AL_MAX_PREDICT_TASKS" in response.json["error"]
+
+
+def test_bodies_over_the_limits_get_a_413_without_being_read(redis, service_settings, tmp_path):
+    service = ServiceSettings.from_env(
+        {"REDIS_URL": service_settings.redis_url, "MODEL_DIR": str(tmp_path), "AL_MAX_BODY_MB": "1", "AL_MAX_WEBHOOK_KB": "16"}
+    )
+    client = SecretClient(create_app(service, redis), "/" + resolve_url_secret(service))
+    client.post("/setup", json=setup_body())
+    big_webhook = json.dumps({"action": "ANNOTATION_CREATED", "project": 3, "padding": "x" * 20_000})
+    response = client.post("/webhook", data=big_webhook, content_type="application/json")
+    assert response.status_code == 413 and "16384 bytes" in response.json["error"]
+    assert Queue(service.queue_name, connection=redis).count == 0
+    huge = json.dumps(predict_body([{"id": 1, "data": {"review": "x" * (2 * 1024 * 1024)}}]))
+    response = client.post("/predict", data=huge, content_type="application/json")
+    assert response.status_code == 413 and "limit" in response.json["error"]
+
+
 def test_webhook_enqueues_retrains_and_ignores_other_actions(client, redis, service_settings):
+    connected(client)
     queue = Queue(service_settings.queue_name, connection=redis)
     ignored = client.post("/webhook", json={"action": "TASKS_CREATED", "project": {"id": 3}})
     assert ignored.status_code == 200 and ignored.json["status"] == "ignored" and queue.count == 0
@@ -128,7 +191,15 @@ def test_webhook_enqueues_retrains_and_ignores_other_actions(client, redis, serv
         assert queue.job_ids == [response.json["job_id"]]
 
 
+def test_a_webhook_for_a_project_that_never_connected_enqueues_nothing(client, redis, service_settings):
+    response = client.post("/webhook", json={"action": "START_TRAINING", "project": 42})
+    assert response.status_code == 404 and "never connected" in response.json["error"]
+    assert client.post("/train", json={"project": 42}).status_code == 404
+    assert Queue(service_settings.queue_name, connection=redis).count == 0
+
+
 def test_a_webhook_storm_coalesces_into_one_job(client, redis, service_settings):
+    connected(client)
     statuses = [client.post("/webhook", json={"action": "ANNOTATION_CREATED", "project": {"id": 3}}).json["status"] for _ in range(50)]
     assert statuses.count("queued") == 1 and statuses.count("coalesced") == 49
     assert Queue(service_settings.queue_name, connection=redis).count == 1
@@ -141,29 +212,54 @@ def test_webhook_without_action_is_a_400(client):
 
 def test_versions_and_status(client, published):
     version, _ = published
+    connected(client)
     assert client.get("/versions", json={"project": "3.17"}).json == {"versions": [version]}
     status = client.get("/status?project=3").json
     assert status["model_version"] == version and status["queue"]["pending_job"] is None
+    assert status["connected"] and status["settings"]["strategy"] == "margin" and status["warnings"] == []
+
+
+def test_status_warns_when_the_owner_chose_another_order(client, published, service_settings):
+    version, _ = published
+    ledger = ModelStore(service_settings.model_dir).ledger(3)
+    ledger.write(Ledger(written=(version,), active=version, sampling_set=True, ls_model_version=version, ls_sampling="Sequential sampling"))
+    status = client.get("/status?project=3").json
+    assert status["label_studio"]["sampling"] == "Sequential sampling"
+    assert any("'Sequential sampling' order" in warning for warning in status["warnings"])
 
 
 def test_redis_outage_is_a_clear_503(service_settings):
     from redis import Redis
 
     dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2, socket_timeout=0.2)
-    client = create_app(service_settings, dead).test_client()
+    app = create_app(service_settings, dead)
+    client = SecretClient(app, "/" + resolve_url_secret(service_settings))
+    connected(client)
     response = client.post("/webhook", json={"action": "ANNOTATION_CREATED", "project": {"id": 3}})
     assert response.status_code == 503 and "Redis" in response.json["error"]
+
+
+def basic(user: str, password: str) -> dict:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
 def test_basic_auth_guards_everything_but_health_and_webhook(redis, redis_url, tmp_path):
     service = ServiceSettings.from_env(
         {"REDIS_URL": redis_url, "MODEL_DIR": str(tmp_path), "BASIC_AUTH_USER": "ls", "BASIC_AUTH_PASS": "s3cret"}
     )
-    client = create_app(service, redis).test_client()
+    client = SecretClient(create_app(service, redis), "/" + resolve_url_secret(service))
     assert client.post("/setup", json=setup_body()).status_code == 401
-    wrong = {"Authorization": "Basic " + base64.b64encode(b"ls:wrong").decode()}
-    assert client.post("/setup", json=setup_body(), headers=wrong).status_code == 401
-    right = {"Authorization": "Basic " + base64.b64encode(b"ls:s3cret").decode()}
-    assert client.post("/setup", json=setup_body(), headers=right).status_code == 200
+    assert client.post("/setup", json=setup_body(), headers=basic("ls", "wrong")).status_code == 401
+    assert client.post("/setup", json=setup_body(), headers=basic("ls", "s3cret")).status_code == 200
+    assert client.get("/status?project=3").status_code == 401
     assert client.get("/health").status_code == 200
     assert client.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 3}}).status_code == 200
+
+
+def test_non_ascii_credentials_are_refused_not_crashed_on(redis, redis_url, tmp_path):
+    service = ServiceSettings.from_env(
+        {"REDIS_URL": redis_url, "MODEL_DIR": str(tmp_path), "BASIC_AUTH_USER": "lś", "BASIC_AUTH_PASS": "pässwörd"}
+    )
+    client = SecretClient(create_app(service, redis), "/" + resolve_url_secret(service))
+    assert client.post("/setup", json=setup_body(), headers=basic("ünïcode", "ß")).status_code == 401
+    assert client.post("/setup", json=setup_body(), headers=basic("lś", "pässwörd")).status_code == 200

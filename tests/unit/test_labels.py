@@ -58,6 +58,14 @@ def test_unsupported_configs_are_refused_with_the_reason(config, fragment):
     assert fragment in str(error.value)
 
 
-def test_missing_text_field_names_it():
-    with pytest.raises(KeyError, match="review"):
-        parse_label_config(CUSTOM).text_of({"text": "x"})
+def test_a_task_without_the_text_field_has_no_text_and_the_reason_names_the_field():
+    spec = parse_label_config(CUSTOM)
+    assert spec.text_of({"text": "x"}) is None and spec.text_of(None) is None and spec.text_of("x") is None
+    assert "'review'" in spec.missing_field_reason
+    assert spec.text_of({"review": 5}) == "5" and spec.text_of({"review": {"a": 1}}) == '{"a": 1}'
+
+
+def test_a_control_pointing_at_a_missing_object_is_refused_with_a_message():
+    config = '<View><Choices name="c" toName="body"><Choice value="a"/><Choice value="b"/></Choices></View>'
+    with pytest.raises(UnsupportedLabelConfig, match="'body', which names no object tag"):
+        parse_label_config(config)

@@ -26,13 +26,20 @@ def test_unknown_strategy_names_every_valid_one():
 @pytest.mark.parametrize(
     "params, fragment",
     [
-        ({"epochs": 0}, "epochs must be at least 1"),
+        ({"epochs": 0}, "epochs must be between 1 and 50"),
+        ({"epochs": 10**9}, "epochs must be between 1 and 50"),
+        ({"max_length": 100_000}, "max_length must be between 8 and 512"),
+        ({"committee_size": 500}, "committee_size must be between 2 and 20"),
+        ({"top_k": 5}, "top_k must be between 10 and 100000"),
+        ({"seed": -1}, "seed must be between 0"),
+        ({"learning_rate": float("nan")}, "learning_rate must be between"),
+        ({"model_name": "x" * 500}, "at most 200 characters"),
         ({"epochs": "three"}, "epochs (from extra_params) must be an integer"),
         ({"epochs": 2.5}, "must be an integer"),
-        ({"learning_rate": 3}, "learning_rate must be in (0, 1)"),
+        ({"learning_rate": 3}, "learning_rate must be between 1e-07 and 0.1"),
         ({"model_mode": "lora"}, "choose one of: finetune, head"),
         ({"device": "tpu"}, "choose one of: auto, cpu, cuda"),
-        ({"min_labels": 1}, "min_labels must be at least 2"),
+        ({"min_labels": 1}, "min_labels must be between 2 and 10000"),
         ({"bogus": 1}, "unknown extra param 'bogus'; valid params:"),
         ("[1, 2]", "must be a JSON object"),
         ("{not json", "not valid JSON"),
@@ -67,3 +74,29 @@ def test_service_settings_follow_label_studio_names(tmp_path):
 def test_half_configured_basic_auth_is_refused():
     with pytest.raises(SettingsError, match="BASIC_AUTH_USER and BASIC_AUTH_PASS"):
         ServiceSettings.from_env({"BASIC_AUTH_USER": "only-user"})
+
+
+def test_every_default_sits_inside_its_documented_range():
+    from backend.settings import PROJECT_RANGES
+
+    defaults = ProjectSettings()
+    for name, (low, high) in PROJECT_RANGES.items():
+        assert low <= getattr(defaults, name) <= high, name
+
+
+@pytest.mark.parametrize(
+    "env, fragment",
+    [
+        ({"LABEL_STUDIO_URL": "http://ls"}, "set both LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY"),
+        ({"LABEL_STUDIO_API_KEY": "key"}, "set both LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY"),
+        ({"AL_URL_SECRET": "short"}, "AL_URL_SECRET must be at least 16"),
+        ({"AL_URL_SECRET": "has/a/slash/in/it/0123"}, "AL_URL_SECRET must be at least 16"),
+        ({"AL_MAX_BODY_MB": "0"}, "AL_MAX_BODY_MB must be between 1 and 1024"),
+        ({"AL_MAX_PREDICT_TASKS": "1000000"}, "AL_MAX_PREDICT_TASKS must be between 1 and 100000"),
+        ({"AL_JOB_TIMEOUT": "5"}, "AL_JOB_TIMEOUT must be between 10"),
+    ],
+)
+def test_service_settings_are_bounded_and_take_url_and_key_together(env, fragment):
+    with pytest.raises(SettingsError) as error:
+        ServiceSettings.from_env(env)
+    assert fragment in str(error.value)

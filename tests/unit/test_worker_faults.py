@@ -7,6 +7,7 @@ from backend.app import create_app
 from backend.project_state import load_retrain_outcome
 from backend.queueing import enqueue_retrain, pending_key
 from backend.stack import free_port
+from backend.url_secret import resolve_url_secret
 
 
 def test_an_ls_outage_is_retried_and_reported(redis, service_settings, monkeypatch):
@@ -26,5 +27,6 @@ def test_an_ls_outage_is_retried_and_reported(redis, service_settings, monkeypat
     outcome = load_retrain_outcome(redis, 21)
     assert outcome["status"] == "failed" and "ConnectError" in outcome["reason"]
     assert redis.get(pending_key(21)) is None  # a new label meanwhile enqueues a fresh retrain
-    status = create_app(service_settings, redis).test_client().get("/status?project=21").json
+    secret = resolve_url_secret(service_settings)
+    status = create_app(service_settings, redis).test_client().get(f"/{secret}/status?project=21").json
     assert status["last_retrain"]["status"] == "failed"
