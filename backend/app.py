@@ -15,18 +15,20 @@ import logging
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, Flask, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
 from rq.job import Job
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from backend.dashboard import CONTENT_SECURITY_POLICY, render_dashboard
 from backend.labels import UnsupportedLabelConfig, parse_label_config
 from backend.ls_client import UNCERTAINTY_SAMPLING
+from backend.metrics import metrics_response, record_webhook
 from backend.model_store import ModelStore
 from backend.predictor import Predictor
-from backend.project_state import SetupRecord, load_retrain_outcome, parse_project_id
+from backend.project_state import SetupRecord, load_retrain_outcomes, parse_project_id
 from backend.queueing import enqueue_retrain, pending_key
 from backend.settings import ProjectSettings, ServiceSettings, SettingsError
 from backend.url_secret import resolve_url_secret
@@ -34,8 +36,12 @@ from strategies import STRATEGY_NAMES
 
 log = logging.getLogger(__name__)
 
+#: Actions that change what the ranking should be: labels, and new tasks (ranked by cold start at once).
 RETRAIN_ACTIONS = frozenset(
-    {"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATION_DELETED", "ANNOTATIONS_DELETED", "ANNOTATIONS_CREATED", "START_TRAINING"}
+    {
+        "ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATION_DELETED", "ANNOTATIONS_DELETED", "ANNOTATIONS_CREATED",
+        "START_TRAINING", "TASKS_CREATED",
+    }
 )
 
 
@@ -129,7 +135,17 @@ def create_app(service: ServiceSettings | None = None, redis: Redis | None = Non
         parse_label_config(_required(body, "schema", str))
         settings = ProjectSettings.parse(body.get("extra_params"))
         hostname, token = _optional_str(body, "hostname"), _optional_str(body, "access_token")
-        store.setup_record(project_id).save(SetupRecord(settings, hostname, token))
+        record = store.setup_record(project_id)
+        connecting = record.read() is None
+        record.save(SetupRecord(settings, hostname, token))
+        if connecting:
+            # The first /setup of a project: rank its pool now (cold start), so LS's first task is a good one.
+            # LS shows a failed /setup as a broken connection, so a Redis outage here only costs this
+            # head start: the first label's webhook ranks the pool all the same.
+            try:
+                enqueue_retrain(redis, service, project_id, reason="connected")
+            except RedisError as error:
+                log.warning("project %s connected, but its first ranking was not queued: %s", project_id, error)
         active = store.active(project_id)
         return jsonify(model_version=active.name if active else "untrained")
 
@@ -152,12 +168,16 @@ def create_app(service: ServiceSettings | None = None, redis: Redis | None = Non
         body = _json_body()
         action = _required(body, "action", str)
         if action not in RETRAIN_ACTIONS:
+            record_webhook(redis, action, "ignored")
             return jsonify(status="ignored", action=action[:64])
         project_id = _project_id(body)
         if store.setup_record(project_id).read() is None:
+            record_webhook(redis, action, "refused")
             raise NotConnectedHere(f"webhook {action} for project {project_id}, which never connected this backend (no /setup from it)")
         enqueued = enqueue_retrain(redis, service, project_id, reason=action)
-        return jsonify(status="coalesced" if enqueued.coalesced else "queued", job_id=enqueued.job_id), 201
+        result = "coalesced" if enqueued.coalesced else "queued"
+        record_webhook(redis, action, result)
+        return jsonify(status=result, job_id=enqueued.job_id), 201
 
     @routes.post("/train")
     @protected
@@ -175,11 +195,7 @@ def create_app(service: ServiceSettings | None = None, redis: Redis | None = Non
         project_id = _project_id(_json_body(optional=True) | request.args.to_dict())
         return jsonify(versions=[v.name for v in reversed(store.versions(project_id))])
 
-    @routes.get("/status")
-    @protected
-    def status():
-        """What a project owner wants to see: the version LS uses, its metrics, the stopping signal, the queue."""
-        project_id = _project_id(request.args.to_dict())
+    def status_payload(project_id: int) -> dict[str, Any]:
         active, latest = store.active(project_id), store.latest(project_id)
         ledger = store.ledger(project_id).read()
         setup_record = store.setup_record(project_id).read()
@@ -192,23 +208,52 @@ def create_app(service: ServiceSettings | None = None, redis: Redis | None = Non
             )
         if latest is not None and (active is None or latest.name != active.name):
             warnings.append(f"the newest local version {latest.name} is not active in Label Studio (its write-back did not finish)")
-        return jsonify(
+        outcomes = load_retrain_outcomes(redis, project_id)
+        return dict(
             project=project_id,
             model_version=active.name if active else None,
             label_studio={"model_version": ledger.ls_model_version, "sampling": ledger.ls_sampling, "checked_at": ledger.checked_at},
             newest_local_version=latest.name if latest else None,
             connected=setup_record is not None,
             settings=setup_record.settings.to_dict() if setup_record else None,
+            phase=meta.get("phase"),
+            phase_reason=meta.get("phase_reason"),
+            strategy=meta.get("strategy"),
             evaluation=meta.get("evaluation"),
             stopping=meta.get("stopping"),
             n_labeled=meta.get("n_labeled"),
             n_pool=meta.get("n_pool"),
             skipped_tasks=meta.get("skipped_tasks"),
             versions=[v.name for v in reversed(store.versions(project_id))],
-            last_retrain=load_retrain_outcome(redis, project_id),
+            last_retrain=outcomes[0] if outcomes else None,
             queue=_queue_status(redis, service, project_id),
             warnings=warnings,
+            dashboard=f"{request.script_root}{routes.url_prefix}/dashboard?project={project_id}",
         )
+
+    @routes.get("/status")
+    @protected
+    def status():
+        """What a project owner wants to see: the version LS uses, its metrics, the stopping signal, the queue."""
+        return jsonify(status_payload(_project_id(request.args.to_dict())))
+
+    @routes.get("/dashboard")
+    @protected
+    def dashboard():
+        """The same as /status for people: learning curve, stopping signal, phase, queue, last retrains."""
+        project_id = _project_id(request.args.to_dict())
+        page = render_dashboard(
+            project_id, status_payload(project_id), store.history(project_id).read(), load_retrain_outcomes(redis, project_id)
+        )
+        headers = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+        return Response(page, mimetype="text/html", headers=headers)
+
+    @routes.get("/metrics")
+    @protected
+    def metrics():
+        """Prometheus scrape: the counts every process left in Redis (``backend.metrics``)."""
+        body, content_type = metrics_response(redis, [service.queue_name])
+        return body, 200, {"Content-Type": content_type}
 
     app.register_blueprint(routes)
     return app

@@ -13,23 +13,35 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from rq import get_current_job
 
 from backend.connection import Connection, NotConnected, connect
+from backend.history import suggestion_acceptance
 from backend.labels import UnsupportedLabelConfig, parse_label_config
-from backend.ls_client import LabelStudioClient, PoolTask
+from backend.ls_client import LabeledTask, LabelStudioClient, PoolTask
+from backend.metrics import StageTimes, record_predictions_written, record_retrain
 from backend.model_store import ModelStore, ModelVersion, PoolRanking, write_json
 from backend.project_lock import HeldLock, project_lock
 from backend.project_state import save_retrain_outcome
 from backend.queueing import is_dead, release_pending
-from backend.scoring import StrategyUnavailable, collect_outputs, ls_scores, needs_trained_model
+from backend.scoring import (
+    StrategyUnavailable,
+    collect_outputs,
+    ls_scores,
+    needs_trained_model,
+)
 from backend.settings import ProjectSettings, ServiceSettings, SettingsError
-from backend.training import TextClassifier, build_classifier, evaluate_holdout, save_classifier
-from strategies import MissingOutputsError, make_strategy
+from backend.training import (
+    TextClassifier,
+    build_classifier,
+    evaluate_holdout,
+    save_classifier,
+)
+from strategies import MissingOutputsError, QueryStrategy, make_strategy
 from strategies.stopping import RoundStatistics, StoppingCriterion, round_statistics
 
 log = logging.getLogger(__name__)
@@ -61,10 +73,14 @@ def retrain(project_id: int) -> dict[str, Any]:
     store = ModelStore(service.model_dir)
     with project_lock(redis, project_id, job.id, lambda holder: is_dead(redis, holder)) as held:
         release_pending(redis, project_id, job.id)
+        times = StageTimes()
         try:
-            connection = connect(service, store, redis, project_id)
-            result = Retrain(connection, service, store, held, JobProgress(job)).run()
-            outcome = {key: result[key] for key in ("status", "model_version", "seconds", "n_labeled", "n_pool", "skipped_tasks", "pruned")}
+            with times.stage("connect"):
+                connection = connect(service, store, redis, project_id)
+            result = Retrain(connection, service, store, held, JobProgress(job), times).run()
+            record_predictions_written(redis, result["predictions_written"])
+            keys = ("status", "model_version", "seconds", "n_labeled", "n_pool", "phase", "skipped_tasks", "pruned")
+            outcome = {key: result[key] for key in keys}
         except NotConnected as why:
             log.warning("project %s: refused: %s", project_id, why)
             result = outcome = {"status": "refused", "reason": str(why)}
@@ -73,13 +89,27 @@ def retrain(project_id: int) -> dict[str, Any]:
             result = outcome = {"status": "skipped", "reason": str(why)}
         except Exception as error:
             # Re-raised so RQ retries (an LS or Redis outage); recorded so the owner sees why in /status.
+            record_retrain(redis, "failed", times.with_total())
             save_retrain_outcome(
                 redis, project_id,
                 {"status": "failed", "reason": f"{type(error).__name__}: {error}", "job_id": job.id, "finished_at": time.time()},
             )
             raise
+        record_retrain(redis, outcome["status"], times.with_total())
         save_retrain_outcome(redis, project_id, {**outcome, "job_id": job.id, "finished_at": time.time()})
         return result
+
+
+def choose_phase(settings: ProjectSettings, labels: np.ndarray) -> tuple[str, str]:
+    """``("cold_start" | "strategy", why)``: cold start ranks the pool until the first model can train."""
+    n_classes = len(set(labels.tolist()))
+    can_train = len(labels) >= settings.min_labels and n_classes >= 2
+    if can_train or not settings.cold_start_phase or settings.strategy == "cold_start":
+        return "strategy", f"strategy {settings.strategy!r}" + ("" if can_train else " (cold_start_phase is off)")
+    return "cold_start", (
+        f"{len(labels)} labels in {n_classes} classes; cold_start ranks representative tasks until "
+        f"min_labels={settings.min_labels} labels in at least 2 classes exist, then {settings.strategy!r} takes over"
+    )
 
 
 def prune(ls: LabelStudioClient, store: ModelStore, project_id: int, held: HeldLock) -> list[str]:
@@ -127,6 +157,7 @@ class Retrain:
     store: ModelStore
     held: HeldLock
     progress: JobProgress
+    times: StageTimes = field(default_factory=StageTimes)
 
     @property
     def settings(self) -> ProjectSettings:
@@ -138,23 +169,23 @@ class Retrain:
 
     def run(self) -> dict[str, Any]:
         started = time.monotonic()
-        ls, store = self.connection.ls, self.store
+        ls, store, stage = self.connection.ls, self.store, self.times.stage
         leftovers = store.remove_stale_staging(self.project_id)
         if leftovers:
             log.warning("project %s: removed staging folders of killed publishes: %s", self.project_id, leftovers)
-        strategy = make_strategy(
-            self.settings.strategy, batch_size=self.settings.query_batch_size, random_state=self.settings.seed
-        )
-        spec = parse_label_config(ls.project(self.project_id)["label_config"])
-        labeled = ls.labeled_tasks(self.project_id, spec)
-        pool = ls.pool_tasks(self.project_id, spec)
+        with stage("read"):
+            spec = parse_label_config(ls.project(self.project_id)["label_config"])
+            labeled = ls.labeled_tasks(self.project_id, spec)
+            pool = ls.pool_tasks(self.project_id, spec)
         if not pool:
             raise Skip(f"every one of the {len(labeled)} readable tasks is labeled: there is nothing to rank")
         if ls.skipped.count:
             log.warning("project %s: skipped %d tasks: %s", self.project_id, ls.skipped.count, ls.skipped.to_dict())
         labeled_texts = [task.text for task in labeled]
         y = np.array([spec.classes.index(task.label) for task in labeled], dtype=np.int64)
-        log.info("project %s: %d labeled, %d unlabeled tasks", self.project_id, len(labeled), len(pool))
+        phase, phase_reason = choose_phase(self.settings, y)
+        strategy = self._strategy(phase)
+        log.info("project %s: %d labeled, %d unlabeled tasks; phase %s", self.project_id, len(labeled), len(pool), phase)
 
         trainable = len(labeled) >= self.settings.min_labels and len(set(y.tolist())) >= 2
         if not trainable and needs_trained_model(strategy):
@@ -165,28 +196,31 @@ class Retrain:
         classifier = build_classifier(spec.classes, self.settings)
         evaluation = None
         if trainable:
-            evaluation = evaluate_holdout(
-                lambda: build_classifier(spec.classes, self.settings), labeled_texts, y, self.settings
-            )
+            with stage("evaluate"):
+                evaluation = evaluate_holdout(
+                    lambda: build_classifier(spec.classes, self.settings), labeled_texts, y, self.settings
+                )
             log.info("project %s: held-out evaluation %s", self.project_id, evaluation.to_dict())
-            classifier.fit(labeled_texts, y, self.progress)
+            with stage("train"):
+                classifier.fit(labeled_texts, y, self.progress)
 
         pool_texts = [task.text for task in pool]
-        proba, informativeness = None, np.zeros(0)
-        if pool:
+        with stage("score"):
             proba = classifier.predict_proba(pool_texts, self.progress) if trainable else None
             outputs = collect_outputs(
                 classifier, strategy, pool_texts, labeled_texts, y,
                 committee_size=self.settings.committee_size, seed=self.settings.seed, proba=proba, progress=self.progress,
             )
             informativeness = strategy.query(outputs)
-        scores = ls_scores(informativeness)
+            ranking = PoolRanking.build([t.id for t in pool], ls_scores(informativeness), informativeness, proba)
 
-        ranking = PoolRanking.build([t.id for t in pool], scores, informativeness, proba)
+        previous = store.active(self.project_id)
         meta = {
             "project": self.project_id,
             "trained": trainable,
             "strategy": strategy.name,
+            "phase": phase,
+            "phase_reason": phase_reason,
             "settings": self.settings.to_dict(),
             "classes": list(spec.classes),
             "n_labeled": len(labeled),
@@ -195,16 +229,44 @@ class Retrain:
             "evaluation": evaluation.to_dict() if evaluation else None,
             "stopping": self._stopping(store.latest(self.project_id), pool, proba),
         }
-        version = publish_version(store, self.project_id, classifier if trainable else None, ranking, meta)
+        with stage("publish"):
+            version = publish_version(store, self.project_id, classifier if trainable else None, ranking, meta)
         log.info("project %s: published %s; stopping signal: %s", self.project_id, version, meta["stopping"]["recommendation"]["reason"])
-        self._write_back(version, ranking, spec)
-        pruned = prune(ls, store, self.project_id, self.held)
-        removed = store.remove_older_than(self.project_id, KEEP_LOCAL_VERSIONS)
+        with stage("write"):
+            written = self._write_back(version, ranking, spec)
+        self._record_history(version, meta, previous, labeled, spec.classes)
+        with stage("prune"):
+            pruned = prune(ls, store, self.project_id, self.held)
+            removed = store.remove_older_than(self.project_id, KEEP_LOCAL_VERSIONS)
         seconds = round(time.monotonic() - started, 2)
         log.info("project %s: %s active after %.1f s; pruned LS versions %s, local %s", self.project_id, version, seconds, pruned, removed)
-        return {"status": "trained" if trainable else "ranked", "model_version": version, "seconds": seconds, "pruned": pruned, **meta}
+        return {
+            "status": "trained" if trainable else "ranked", "model_version": version, "seconds": seconds,
+            "pruned": pruned, "predictions_written": written, **meta,
+        }
 
-    def _write_back(self, version: str, ranking: PoolRanking, spec) -> None:
+    def _strategy(self, phase: str) -> QueryStrategy:
+        name = "cold_start" if phase == "cold_start" else self.settings.strategy
+        return make_strategy(name, batch_size=self.settings.query_batch_size, random_state=self.settings.seed)
+
+    def _record_history(
+        self, version: str, meta: dict[str, Any], previous: ModelVersion | None, labeled: list[LabeledTask], classes
+    ) -> None:
+        """The dashboard's point for this version, and the suggestion acceptance of the one it replaces."""
+        stopping = meta["stopping"]
+        last_round = stopping["history"][-1] if stopping["history"] and meta["trained"] else None
+        record = {
+            "version": version, "created_at": time.time(), "n_labeled": meta["n_labeled"], "n_pool": meta["n_pool"],
+            "strategy": meta["strategy"], "phase": meta["phase"], "evaluation": meta["evaluation"], "acceptance": None,
+            "stopping": {**last_round, **stopping["recommendation"]} if last_round else None,
+        }
+        acceptance = (
+            suggestion_acceptance(previous.pool(), ((task.id, task.label) for task in labeled), classes)
+            if previous is not None else None
+        )
+        self.store.history(self.project_id).append(record, acceptance)
+
+    def _write_back(self, version: str, ranking: PoolRanking, spec) -> int:
         """Predictions to Label Studio, then the switch; the version becomes active here only after both."""
         ls, ledger_file = self.connection.ls, self.store.ledger(self.project_id)
         self.held.ensure_held()
@@ -224,6 +286,7 @@ class Retrain:
                 ls_model_version=project["model_version"], ls_sampling=project["sampling"], checked_at=time.time(),
             )
         )
+        return len(predictions)
 
     def _stopping(self, previous: ModelVersion | None, pool: list[PoolTask], proba: np.ndarray | None) -> dict:
         """Stopping signal for this version, from its pool predictions and the previous version's."""

@@ -13,7 +13,6 @@ from typing import Any, Mapping
 
 from label_studio_sdk.label_interface import LabelInterface
 
-
 #: A lone UTF-16 surrogate: legal in JSON as an escape (``"\ud800"``), but no text a tokenizer can encode.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 

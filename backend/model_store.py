@@ -25,6 +25,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from backend.history import VersionHistory
 from backend.ledger import LedgerFile
 from backend.project_state import SetupFile
 
@@ -107,6 +108,9 @@ class ModelStore:
 
     def setup_record(self, project_id: int) -> SetupFile:
         return self._project_file(SetupFile, project_id)
+
+    def history(self, project_id: int) -> VersionHistory:
+        return self._project_file(VersionHistory, project_id)
 
     def active(self, project_id: int) -> ModelVersion | None:
         """The version Label Studio was switched to (``Ledger.active``), if it is still on disk."""

@@ -23,7 +23,7 @@ from redis.lock import Lock
 
 log = logging.getLogger(__name__)
 
-TTL_S = 30
+TTL_S = 15
 
 
 class LockLost(RuntimeError):

@@ -5,7 +5,7 @@
   also the record that the project connected this backend, which a webhook needs before anything is
   enqueued, and it must survive Redis losing its data. ``/setup`` runs on nearly every Label Studio page
   touch, so the file is rewritten only when something changed.
-- The last retrain's outcome, in Redis, for ``/status``: losing it loses only that report.
+- The last retrains' outcomes, in Redis, for ``/status`` and the dashboard: losing them loses only that report.
 
 The settings a retrain runs with are not taken from here: the worker reads them from Label Studio's own
 record of the connection (``backend.connection``).
@@ -64,15 +64,22 @@ def parse_project_id(raw: object) -> int:
     return int(text)
 
 
-def _outcome_key(project_id: int) -> str:
-    return f"al:project:{int(project_id)}:last_retrain"
+#: Retrain outcomes kept per project, for the dashboard's table.
+KEPT_OUTCOMES = 20
+
+
+def _outcomes_key(project_id: int) -> str:
+    return f"al:project:{int(project_id)}:retrains"
 
 
 def save_retrain_outcome(redis: Redis, project_id: int, outcome: dict) -> None:
-    """What the last retrain did (trained, ranked, skipped or failed, and why), for the owner's /status page."""
-    redis.set(_outcome_key(project_id), json.dumps(outcome, default=str))
+    """What a retrain did (trained, ranked, skipped, refused or failed, and why), for /status and the dashboard."""
+    with redis.pipeline() as pipe:
+        pipe.lpush(_outcomes_key(project_id), json.dumps(outcome, default=str))
+        pipe.ltrim(_outcomes_key(project_id), 0, KEPT_OUTCOMES - 1)
+        pipe.execute()
 
 
-def load_retrain_outcome(redis: Redis, project_id: int) -> dict | None:
-    raw = redis.get(_outcome_key(project_id))
-    return json.loads(raw) if raw is not None else None
+def load_retrain_outcomes(redis: Redis, project_id: int) -> list[dict]:
+    """The last retrains' outcomes, newest first."""
+    return [json.loads(raw) for raw in redis.lrange(_outcomes_key(project_id), 0, KEPT_OUTCOMES - 1)]

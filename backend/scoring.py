@@ -31,8 +31,8 @@ def collect_outputs(
     proba: np.ndarray | None = None,
     progress: Progress | None = None,
 ) -> ModelOutputs:
-    """Compute exactly the ``ModelOutputs`` fields the strategy requires (``proba`` may be passed in)."""
-    needs = strategy.requires
+    """Compute the ``ModelOutputs`` fields the strategy requires or can use (``proba`` may be passed in)."""
+    needs = strategy.requires | strategy.optional
     values: dict[str, np.ndarray] = {}
     # Probabilities already computed for the suggestions are passed on even when not required: a
     # strategy like ``random`` works from whatever output is present.
@@ -42,7 +42,8 @@ def collect_outputs(
         values["embeddings"] = classifier.embed(pool_texts, progress)
     if "committee_proba" in needs:
         values["committee_proba"] = classifier.committee_proba(pool_texts, committee_size, progress)
-    if {"labeled_embeddings", "labeled_losses"} & needs:
+    # Optional outputs only when there is something to compute them from.
+    if {"labeled_embeddings", "labeled_losses"} & strategy.requires or ("labeled_embeddings" in needs and len(labeled_texts)):
         labeled_embeddings = classifier.embed(labeled_texts, progress)
         values["labeled_embeddings"] = labeled_embeddings
         if "labeled_losses" in needs:

@@ -66,6 +66,8 @@ class ProjectSettings:
     top_k: int = 500
     seed: int = 0
     device: str = "auto"
+    #: Rank with ``cold_start`` until ``min_labels`` labels in at least 2 classes exist, then with ``strategy``.
+    cold_start_phase: bool = True
 
     def __post_init__(self) -> None:
         _one_of("strategy", self.strategy, STRATEGY_NAMES)
@@ -132,7 +134,7 @@ class ServiceSettings:
     #: None means "generate one under MODEL_DIR" (``backend.url_secret``).
     url_secret: str | None = None
     max_body_bytes: int = 16 * 1024 * 1024
-    max_webhook_bytes: int = 1024 * 1024
+    max_webhook_bytes: int = 16 * 1024 * 1024
     max_predict_tasks: int = 1000
 
     @classmethod
@@ -155,7 +157,7 @@ class ServiceSettings:
             )
         numbers = {
             name: _in_range(name, _coerce(name, env.get(name, default), "int", source=name), *SERVICE_RANGES[name])
-            for name, default in (("AL_JOB_TIMEOUT", "3600"), ("AL_MAX_BODY_MB", "16"), ("AL_MAX_WEBHOOK_KB", "1024"), ("AL_MAX_PREDICT_TASKS", "1000"))
+            for name, default in (("AL_JOB_TIMEOUT", "3600"), ("AL_MAX_BODY_MB", "16"), ("AL_MAX_WEBHOOK_KB", "16384"), ("AL_MAX_PREDICT_TASKS", "1000"))
         }
         return cls(
             label_studio_url=ls_url,
@@ -213,6 +215,12 @@ def _coerce(name: str, raw: Any, type_name: Any, *, source: str) -> Any:
             if isinstance(raw, bool):
                 raise TypeError
             return float(raw)
+        if type_name == "bool":
+            if isinstance(raw, bool):
+                return raw
+            if isinstance(raw, str) and raw.strip().lower() in _BOOL_TEXT:
+                return _BOOL_TEXT[raw.strip().lower()]
+            raise TypeError
     except (TypeError, ValueError, OverflowError):  # OverflowError: float() of an integer past 1e308
         pass
     else:
@@ -220,4 +228,6 @@ def _coerce(name: str, raw: Any, type_name: Any, *, source: str) -> Any:
     raise SettingsError(f"{name} (from {source}) must be {_ARTICLE[type_name]}, got {raw!r}")
 
 
-_ARTICLE = {"str": "a string", "int": "an integer", "float": "a number"}
+_ARTICLE = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false"}
+#: How environment text spells a boolean (JSON extra params use true and false).
+_BOOL_TEXT = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}

@@ -21,7 +21,8 @@ from backend.jobs import publish_version
 from backend.model_store import ModelStore, PoolRanking
 from backend.scoring import ls_scores
 from backend.settings import ProjectSettings
-from backend.stack import free_port, start_backend
+from backend.processes import free_port
+from backend.stack import start_backend
 from backend.training import build_classifier
 from strategies.uncertainty import margin
 

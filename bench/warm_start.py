@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from backend.settings import ProjectSettings
-from backend.stack import bbc_news
+from backend.demo import bbc_news
 from backend.training import FineTunedClassifier, build_classifier
 
 

@@ -56,6 +56,8 @@ class QueryStrategy(ABC):
     name: ClassVar[str]
     #: ``ModelOutputs`` fields this strategy reads.
     requires: ClassVar[frozenset[str]]
+    #: Fields it uses when present and works without (the backend provides them when it can).
+    optional: ClassVar[frozenset[str]] = frozenset()
     #: True when the strategy picks a batch jointly rather than scoring each item alone.
     batch_aware: ClassVar[bool] = False
 

@@ -10,8 +10,14 @@ from .canonical import batch_size_for, canonical_order, count_distinct
 
 
 class ColdStart(QueryStrategy):
-    """Representative sampling: k-means with ``k = batch_size`` on the embeddings, then per cluster the
-    item nearest its centroid, ``argmin_{i in cluster c} ||x_i - mu_c||``; bigger clusters first.
+    """Representative sampling: k-means with ``k = batch_size + n_labeled`` on the embeddings, then per
+    cluster the item nearest its centroid, ``argmin_{i in cluster c} ||x_i - mu_c||``; clusters that no
+    labeled item falls in come first, bigger clusters first within each group.
+
+    With no labels this is plain representative sampling. As labels arrive (``labeled_embeddings``,
+    optional), each labeled item marks the cluster whose centroid is nearest it as *covered*; covered
+    clusters go to the end of the batch, and the extra ``n_labeled`` clusters split the pool finer, so
+    the batch moves to regions no label speaks for yet instead of picking neighbours of labeled tasks.
 
     Yuan, Lin & Boyd-Graber (2020), "Cold-start Active Learning through Self-supervised Language
     Modeling" (k-means centres as the first batch); Zhu, Wang, Yao & Tsou (2008), "Active Learning with
@@ -23,6 +29,7 @@ class ColdStart(QueryStrategy):
 
     name = "cold_start"
     requires = frozenset({"embeddings"})
+    optional = frozenset({"labeled_embeddings"})
     batch_aware = True
 
     def __init__(self, *, n_init: int = 3, batch_size: int = 10, random_state: int | None = None) -> None:
@@ -37,14 +44,23 @@ class ColdStart(QueryStrategy):
         # k-means++ seeds by row index; the canonical order makes the clustering independent of pool order.
         order = canonical_order(pool)
         points = pool[order]
-        n_clusters = min(batch_size, count_distinct(points))
+        labeled = (
+            as_array(outputs.labeled_embeddings, 2, "labeled_embeddings")
+            if outputs.labeled_embeddings is not None and len(outputs.labeled_embeddings)
+            else np.empty((0, pool.shape[1]))
+        )
+        n_clusters = min(batch_size + len(labeled), count_distinct(points))
         kmeans = KMeans(n_clusters=n_clusters, n_init=self.n_init, random_state=self.random_state).fit(points)
         distance = kmeans.transform(points)[np.arange(len(points)), kmeans.labels_]
         sizes = np.bincount(kmeans.labels_, minlength=n_clusters)
+        covered = np.zeros(n_clusters, dtype=bool)
+        if len(labeled):
+            covered[kmeans.predict(labeled)] = True
         selected = []
-        for cluster in np.argsort(-sizes, kind="stable"):
+        # Uncovered clusters first, then covered; bigger first within each (lexsort: last key is primary).
+        for cluster in np.lexsort((-sizes, covered)):
             members = np.flatnonzero(kmeans.labels_ == cluster)
-            if len(members):
+            if len(members) and len(selected) < batch_size:
                 selected.append(members[np.argmin(distance[members])])
         base = np.empty(len(pool))
         base[order] = -distance

@@ -16,7 +16,8 @@ from backend.ls_database import (
     postgres_unavailable_reason,
 )
 from backend.settings import ServiceSettings
-from backend.stack import LabelStudioAccount, free_port, redis_alive, start_label_studio, start_redis
+from backend.processes import free_port
+from backend.stack import LabelStudioAccount, redis_alive, start_label_studio, start_redis
 
 #: A database index no developer uses by hand, so flushing it is safe. The end-to-end stacks use another
 #: (tests/e2e/conftest.py), so a unit test's flush never touches a running worker's queues.

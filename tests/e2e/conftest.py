@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from backend.stack import LabelStudioAPI, Service, backend_env, free_port, start_backend, start_worker
+from backend.demo import LabelStudioAPI
+from backend.processes import Service, free_port
+from backend.stack import backend_env, start_backend, start_worker
 from backend.url_secret import connect_url
 
 #: The e2e stack's Redis database, apart from the unit tests' (13), whose flushes must not hit the worker.

@@ -115,14 +115,18 @@ def test_cold_start_ranks_representative_tasks_before_any_label(stack):
 def test_a_strategy_that_cannot_run_yet_is_reported_not_replaced(stack):
     bbc = BbcProject.create(stack, "e2e difficulty too early", 3, {"strategy": "difficulty", "model_mode": "head"})
     project_id = bbc.id
-    bbc.annotate(1)  # one label per class: no out-of-fold losses possible
+    # Connecting ranked the pool with cold start: the documented first phase, before any model can train.
+    cold = wait_for(lambda: settled_outcome(stack, project_id), "the connect-time ranking")
+    assert cold["status"] == "ranked" and cold["phase"] == "cold_start"
+    bbc.annotate(1)  # one label per class: a model can train, but no out-of-fold losses are possible yet
 
-    outcome = wait_for(lambda: settled_outcome(stack, project_id), "the last retrain to finish")
+    outcome = wait_for(lambda: (o := settled_outcome(stack, project_id)) and o["status"] != "ranked" and o, "the retrain")
     assert outcome["status"] == "skipped"
     assert "difficulty" in outcome["reason"] and "at least 2 labels in each" in outcome["reason"]
     status = backend_status(stack, project_id)
-    assert status["model_version"] is None  # nothing published under another strategy
-    assert versions_with_predictions(stack, project_id) == {}
+    # Nothing was published under another strategy: LS keeps the cold-start ranking (re-ranked as labels came).
+    assert status["strategy"] == "cold_start" and status["phase"] == "cold_start"
+    assert list(versions_with_predictions(stack, project_id)) == [status["model_version"]]
 
 
 def newest_child(pid: int) -> int | None:

@@ -16,7 +16,8 @@ import time
 import pytest
 import requests
 
-from backend.stack import start_redis, free_port
+from backend.processes import free_port
+from backend.stack import start_redis
 from ls_project import BbcProject, backend_status, settled_outcome, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -140,7 +141,7 @@ def test_settings_come_back_after_redis_restarts_empty(make_stack, label_studio,
 
 def test_a_new_worker_finishes_the_next_retrain_within_60_s_after_kill_9(make_stack, label_studio, reliability):
     stack = make_stack(label_studio, AL_MAX_LENGTH="128")
-    bbc = BbcProject.create(stack, "reliability: worker kill", 50, HEAD)
+    bbc = BbcProject.create(stack, "reliability: worker kill", 40, HEAD)
     labeled = len(bbc.annotate(1))
 
     def mid_retrain():

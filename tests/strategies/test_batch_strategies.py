@@ -93,6 +93,24 @@ def test_cold_start_takes_one_representative_per_cluster_biggest_first():
         assert i == members[np.argmin(np.linalg.norm(pool[members] - centroid, axis=1))]
 
 
+def test_cold_start_moves_away_from_regions_that_already_hold_labels():
+    rng = np.random.default_rng(3)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
+    pool = blobs(rng, centres, [30, 10, 10, 10])
+    strategy = make_strategy("cold_start", batch_size=2, random_state=0)
+
+    def owners(scores):
+        return sorted(int(np.argmin(np.linalg.norm(centres - pool[i], axis=1))) for i in top(scores, 2))
+
+    assert 0 in owners(strategy.query(ModelOutputs(embeddings=pool)))  # the biggest region leads without labels
+    # Labels in the biggest region and one more: the batch now asks about the two regions no label covers.
+    labeled = blobs(rng, centres[[0, 1]], [3, 1])
+    assert owners(strategy.query(ModelOutputs(embeddings=pool, labeled_embeddings=labeled))) == [2, 3]
+    # An empty labeled set is the same as none.
+    empty = ModelOutputs(embeddings=pool, labeled_embeddings=np.empty((0, 2)))
+    assert np.array_equal(strategy.query(empty), strategy.query(ModelOutputs(embeddings=pool)))
+
+
 def test_cluster_margin_batch_comes_from_the_uncertain_candidates_and_spreads_across_clusters():
     rng = np.random.default_rng(2)
     n_pool = 200

@@ -49,8 +49,20 @@ def published(service_settings):
     return publish_and_activate(ModelStore(service_settings.model_dir))
 
 
-def connected(client):
+def connected(client, redis):
+    """Project 3 sent its first /setup; the ranking that queued is dropped, so a test starts from an empty queue."""
     assert client.post("/setup", json=setup_body()).status_code == 200
+    redis.flushdb()
+
+
+def test_the_first_setup_of_a_project_queues_its_first_ranking_and_later_ones_do_not(client, redis, service_settings):
+    queue = Queue(service_settings.queue_name, connection=redis)
+    assert client.post("/setup", json=setup_body()).status_code == 200
+    (job,) = queue.jobs
+    assert job.args == (3,) and "connected" in job.description
+    for _ in range(3):  # LS calls /setup on nearly every page touch
+        assert client.post("/setup", json=setup_body()).status_code == 200
+    assert queue.count == 1
 
 
 def test_health_is_cheap_and_open(client):
@@ -169,7 +181,7 @@ def test_bodies_over_the_limits_get_a_413_without_being_read(redis, service_sett
         {"REDIS_URL": service_settings.redis_url, "MODEL_DIR": str(tmp_path), "AL_MAX_BODY_MB": "1", "AL_MAX_WEBHOOK_KB": "16"}
     )
     client = SecretClient(create_app(service, redis), "/" + resolve_url_secret(service))
-    client.post("/setup", json=setup_body())
+    connected(client, redis)
     big_webhook = json.dumps({"action": "ANNOTATION_CREATED", "project": 3, "padding": "x" * 20_000})
     response = client.post("/webhook", data=big_webhook, content_type="application/json")
     assert response.status_code == 413 and "16384 bytes" in response.json["error"]
@@ -180,11 +192,12 @@ def test_bodies_over_the_limits_get_a_413_without_being_read(redis, service_sett
 
 
 def test_webhook_enqueues_retrains_and_ignores_other_actions(client, redis, service_settings):
-    connected(client)
+    connected(client, redis)
     queue = Queue(service_settings.queue_name, connection=redis)
-    ignored = client.post("/webhook", json={"action": "TASKS_CREATED", "project": {"id": 3}})
+    ignored = client.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 3}})
     assert ignored.status_code == 200 and ignored.json["status"] == "ignored" and queue.count == 0
-    for action in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATION_DELETED", "ANNOTATIONS_DELETED", "START_TRAINING"):
+    actions = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATION_DELETED", "ANNOTATIONS_DELETED", "START_TRAINING", "TASKS_CREATED")
+    for action in actions:
         redis.flushdb()
         response = client.post("/webhook", json={"action": action, "project": {"id": 3, "title": "p"}})
         assert response.status_code == 201 and response.json["status"] == "queued", action
@@ -199,7 +212,7 @@ def test_a_webhook_for_a_project_that_never_connected_enqueues_nothing(client, r
 
 
 def test_a_webhook_storm_coalesces_into_one_job(client, redis, service_settings):
-    connected(client)
+    connected(client, redis)
     statuses = [client.post("/webhook", json={"action": "ANNOTATION_CREATED", "project": {"id": 3}}).json["status"] for _ in range(50)]
     assert statuses.count("queued") == 1 and statuses.count("coalesced") == 49
     assert Queue(service_settings.queue_name, connection=redis).count == 1
@@ -210,9 +223,9 @@ def test_webhook_without_action_is_a_400(client):
     assert response.status_code == 400 and "'action'" in response.json["error"]
 
 
-def test_versions_and_status(client, published):
+def test_versions_and_status(client, published, redis):
     version, _ = published
-    connected(client)
+    connected(client, redis)
     assert client.get("/versions", json={"project": "3.17"}).json == {"versions": [version]}
     status = client.get("/status?project=3").json
     assert status["model_version"] == version and status["queue"]["pending_job"] is None
@@ -234,7 +247,8 @@ def test_redis_outage_is_a_clear_503(service_settings):
     dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2, socket_timeout=0.2)
     app = create_app(service_settings, dead)
     client = SecretClient(app, "/" + resolve_url_secret(service_settings))
-    connected(client)
+    # /setup still answers (LS would show the connection as broken otherwise); only the head start is lost.
+    assert client.post("/setup", json=setup_body()).status_code == 200
     response = client.post("/webhook", json={"action": "ANNOTATION_CREATED", "project": {"id": 3}})
     assert response.status_code == 503 and "Redis" in response.json["error"]
 
@@ -263,3 +277,35 @@ def test_non_ascii_credentials_are_refused_not_crashed_on(redis, redis_url, tmp_
     client = SecretClient(create_app(service, redis), "/" + resolve_url_secret(service))
     assert client.post("/setup", json=setup_body(), headers=basic("ünïcode", "ß")).status_code == 401
     assert client.post("/setup", json=setup_body(), headers=basic("lś", "pässwörd")).status_code == 200
+
+
+def test_metrics_are_scraped_under_the_secret_and_count_webhooks(client, redis, service_settings):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    connected(client, redis)
+    client.post("/webhook", json={"action": "ANNOTATION_CREATED", "project": {"id": 3}})
+    client.post("/webhook", json={"action": "ANNOTATION_CREATED", "project": {"id": 3}})
+    client.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 3}})
+    assert client.raw.get("/metrics").status_code == 404
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.content_type.startswith("text/plain")
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.get_data(as_text=True))
+        for sample in family.samples
+    }
+    webhook = "al_webhooks_total"
+    assert samples[(webhook, (("action", "ANNOTATION_CREATED"), ("result", "queued")))] == 1
+    assert samples[(webhook, (("action", "ANNOTATION_CREATED"), ("result", "coalesced")))] == 1
+    assert samples[(webhook, (("action", "PROJECT_UPDATED"), ("result", "ignored")))] == 1
+    assert samples[("al_queue_depth", (("queue", service_settings.queue_name),))] == 1
+
+
+def test_the_dashboard_is_html_under_the_secret_and_linked_from_status(client, published, redis):
+    connected(client, redis)
+    status = client.get("/status?project=3").json
+    assert status["dashboard"].endswith("/dashboard?project=3")
+    page = client.raw.get(status["dashboard"])
+    assert page.status_code == 200 and page.content_type.startswith("text/html")
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    assert client.raw.get("/dashboard?project=3").status_code == 404

@@ -8,14 +8,14 @@ import uuid
 
 import pytest
 
-from backend import ls_database, stack
+from backend import ls_database, processes, stack
 from backend.ls_database import LabelStudioDatabase, PostgresError
 
 LOCAL_POSTGRES = LabelStudioDatabase.postgres("postgres")
 
 
 def closed_port() -> int:
-    return stack.free_port()  # bound, then released: nothing listens on it
+    return processes.free_port()  # bound, then released: nothing listens on it
 
 
 @pytest.fixture
@@ -116,7 +116,7 @@ def test_a_database_can_be_dropped_while_a_client_still_holds_a_connection(scrat
     )
     try:
         check = f"select count(*) from pg_stat_activity where datname = '{scratch_database.name}'"
-        stack.wait_until(lambda: ls_database.postgres_sql(scratch_database, check) != "0", "a held connection", 10)
+        processes.wait_until(lambda: ls_database.postgres_sql(scratch_database, check) != "0", "a held connection", 10)
         ls_database.drop_postgres_database(scratch_database)  # a test session's LS that died uncleanly must not block it
         assert not ls_database.postgres_database_exists(scratch_database)
     finally:

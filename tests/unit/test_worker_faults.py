@@ -4,9 +4,9 @@ from rq.job import JobStatus
 from rq.registry import ScheduledJobRegistry
 
 from backend.app import create_app
-from backend.project_state import load_retrain_outcome
+from backend.project_state import load_retrain_outcomes
 from backend.queueing import enqueue_retrain, pending_key
-from backend.stack import free_port
+from backend.processes import free_port
 from backend.url_secret import resolve_url_secret
 
 
@@ -24,7 +24,7 @@ def test_an_ls_outage_is_retried_and_reported(redis, service_settings, monkeypat
     assert job.get_status() == JobStatus.SCHEDULED  # RQ's Retry will run it again after the back-off
     assert job.retries_left == 2
     assert enqueued.job_id in ScheduledJobRegistry(queue=queue).get_job_ids()
-    outcome = load_retrain_outcome(redis, 21)
+    (outcome,) = load_retrain_outcomes(redis, 21)
     assert outcome["status"] == "failed" and "ConnectError" in outcome["reason"]
     assert redis.get(pending_key(21)) is None  # a new label meanwhile enqueues a fresh retrain
     secret = resolve_url_secret(service_settings)
