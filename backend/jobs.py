@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 from rq import get_current_job
 
+from backend.classifiers import build_classifier, save_classifier
 from backend.connection import Connection, NotConnected, connect
+from backend.evaluation import evaluate_holdout
 from backend.history import suggestion_acceptance
 from backend.labels import UnsupportedLabelConfig, parse_label_config
 from backend.ls_client import LabeledTask, LabelStudioClient, PoolTask
@@ -35,12 +37,7 @@ from backend.scoring import (
     needs_trained_model,
 )
 from backend.settings import ProjectSettings, ServiceSettings, SettingsError
-from backend.training import (
-    TextClassifier,
-    build_classifier,
-    evaluate_holdout,
-    save_classifier,
-)
+from backend.training import TextClassifier
 from strategies import MissingOutputsError, QueryStrategy, make_strategy
 from strategies.stopping import RoundStatistics, StoppingCriterion, round_statistics
 

@@ -17,11 +17,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from backend.classifiers import load_classifier
 from backend.labels import TextClassificationSpec
 from backend.model_store import ModelStore, ModelVersion, PoolRanking
 from backend.scoring import score_against
 from backend.settings import ProjectSettings
-from backend.training import TextClassifier, load_classifier
+from backend.training import TextClassifier
 from strategies import ModelOutputs, make_strategy
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,9 @@ from typing import Sequence
 
 import numpy as np
 
-from backend.training import Progress, TextClassifier, out_of_fold_losses
+from backend.encoder import Progress
+from backend.evaluation import out_of_fold_losses
+from backend.training import TextClassifier
 from strategies import ModelOutputs, QueryStrategy
 
 #: Outputs that need a trained classifier; the rest come from the encoder alone.

@@ -3,7 +3,7 @@
     python -m backend.simulate data.csv --strategies margin,random --seeds 0,1,2 --out runs/demo
 
 For each (strategy, seed) the labels are hidden and revealed batch by batch, exactly as the worker would
-ask for them: every round trains with ``backend.training.build_classifier`` and ranks the pool with
+ask for them: every round trains with ``backend.classifiers.build_classifier`` and ranks the pool with
 ``backend.scoring.collect_outputs`` plus the registered strategy (the worker's code; no second
 implementation). Per round it records held-out test metrics, so strategies can be compared by how many
 labels they need.
@@ -389,7 +389,7 @@ class Simulator:
     """
 
     def __init__(self, data: Dataset, config: SimulationConfig, make_classifier: ClassifierFactory | None = None):
-        from backend.training import build_classifier
+        from backend.classifiers import build_classifier
 
         self.data = data
         self.config = config
@@ -421,13 +421,13 @@ class Simulator:
         pool, test = make_split(self.y, self.config.test_fraction, seed)
         classifier = self.classifier("random", seed).fit([self.data.texts[i] for i in pool], self.y[pool])
         predicted = classifier.predict_proba([self.data.texts[i] for i in test]).argmax(1)
-        from backend.training import classification_metrics
+        from backend.evaluation import classification_metrics
 
         return classification_metrics(self.y[test], predicted)["accuracy"]
 
     def run(self, strategy_name: str, seed: int, tick: Callable[[], None] = lambda: None) -> list[dict[str, Any]]:
+        from backend.evaluation import classification_metrics
         from backend.scoring import StrategyUnavailable, collect_outputs
-        from backend.training import classification_metrics
         from strategies import make_strategy
 
         cfg, texts, y = self.config, self.data.texts, self.y

@@ -47,8 +47,8 @@ def build(name: str) -> Path:
     if path.exists():
         print(f"[{name}] cached: {path}", flush=True)
         return path
+    from backend.frozen_head import FrozenEncoderClassifier
     from backend.settings import ProjectSettings
-    from backend.training import FrozenEncoderClassifier
 
     texts, labels = datasets.load(name)
     keep = stratified_subsample(labels, CONFIG[name]["limit"], SUBSAMPLE_SEED)

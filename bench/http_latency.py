@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import requests
 
+from backend.classifiers import build_classifier
 from backend.jobs import publish_version
 from backend.model_store import ModelStore, PoolRanking
+from backend.processes import free_port
 from backend.scoring import ls_scores
 from backend.settings import ProjectSettings
-from backend.processes import free_port
 from backend.stack import start_backend
-from backend.training import build_classifier
 from strategies.uncertainty import margin
 
 CONFIG = """<View><Text name="text" value="$text"/><Choices name="topic" toName="text" choice="single">

@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO))
 
 import datasets  # noqa: E402
 import embed_cache  # noqa: E402
+
 from backend import simulate as sim  # noqa: E402
 
 SMALLTEXT_PYTHON = BENCH / ".cache" / "smalltext-venv" / "bin" / "python"
@@ -64,7 +65,7 @@ def _dataset_and_config(name: str, seeds: tuple[int, ...], strategies: tuple[str
 
 
 def _classifier_factory(data, cache, encoder_holder: dict):
-    from backend.training import FrozenEncoderClassifier
+    from backend.frozen_head import FrozenEncoderClassifier
 
     def make_classifier(settings):
         # One encoder load for the whole benchmark; the embedding cache is pre-filled with the cached vectors,
@@ -209,8 +210,8 @@ def targets(results: list[dict]) -> list[str]:
 
 
 def write_results(results: list[dict], seeds, total_seconds: float, argv: list[str]) -> Path:
-    import torch
     import sklearn
+    import torch
 
     lines = [
         "# Label-efficiency benchmark",
@@ -229,7 +230,7 @@ def write_results(results: list[dict], seeds, total_seconds: float, argv: list[s
         "## Settings",
         "",
         "- Model: the bundled all-MiniLM-L6-v2 in **frozen-encoder (\"head\") mode**: mean-pooled embeddings + "
-        "`LogisticRegression(max_iter=2000, C=10.0)`, i.e. `backend.training.FrozenEncoderClassifier`. "
+        "`LogisticRegression(max_iter=2000, C=10.0)`, i.e. `backend.frozen_head.FrozenEncoderClassifier`. "
         "Every round refits the head with the worker's code and ranks the pool with `backend.scoring.collect_outputs` "
         "and the registered strategy (`backend/simulate.py`).",
         f"- Seeds: {', '.join(map(str, seeds))}. Per seed: a stratified {TEST_FRACTION:.0%} test split and a stratified-random "

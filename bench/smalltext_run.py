@@ -17,7 +17,12 @@ import time
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
-from small_text import BreakingTies, PoolBasedActiveLearner, RandomSampling, SklearnClassifierFactory
+from small_text import (
+    BreakingTies,
+    PoolBasedActiveLearner,
+    RandomSampling,
+    SklearnClassifierFactory,
+)
 from small_text.data import SklearnDataset
 
 STRATEGIES = {"small-text BreakingTies": BreakingTies, "small-text RandomSampling": RandomSampling}

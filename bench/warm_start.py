@@ -11,9 +11,10 @@ import time
 
 import numpy as np
 
-from backend.settings import ProjectSettings
+from backend.classifiers import build_classifier
 from backend.demo import bbc_news
-from backend.training import FineTunedClassifier, build_classifier
+from backend.finetune import FineTunedClassifier
+from backend.settings import ProjectSettings
 
 
 def main() -> None:

@@ -23,8 +23,8 @@ from backend.simulate import (
     InputError,
     SimulationConfig,
     initial_indices,
-    learning_curve_auc,
     labels_to_reach,
+    learning_curve_auc,
     make_split,
     read_dataset,
     select_batch,
@@ -107,9 +107,9 @@ class BagOfWords:
 
 @pytest.fixture
 def fake_model(monkeypatch):
-    import backend.training
+    import backend.classifiers
 
-    monkeypatch.setattr(backend.training, "build_classifier", lambda classes, settings: BagOfWords(classes, settings))
+    monkeypatch.setattr(backend.classifiers, "build_classifier", lambda classes, settings: BagOfWords(classes, settings))
 
 
 def run_cli(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:

@@ -5,18 +5,11 @@ import numpy as np
 import pytest
 import torch
 
+from backend.classifiers import build_classifier, load_classifier, save_classifier
+from backend.devices import autocast_for, select_device
+from backend.evaluation import evaluate_holdout, holdout_split, out_of_fold_losses
 from backend.scoring import StrategyUnavailable, collect_outputs
 from backend.settings import ProjectSettings, SettingsError
-from backend.training import (
-    autocast_for,
-    build_classifier,
-    evaluate_holdout,
-    holdout_split,
-    load_classifier,
-    out_of_fold_losses,
-    save_classifier,
-    select_device,
-)
 from strategies import make_strategy
 
 TEXTS = ["great movie", "awful film", "loved it", "hated it", "wonderful acting", "terrible plot", "a joy", "a bore"]

@@ -1,0 +1,138 @@
+"""Fine-tuning a BERT-family sequence classifier end to end (``model_mode: finetune``)."""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    get_linear_schedule_with_warmup,
+)
+
+from backend.devices import autocast_for
+from backend.encoder import Encoder, mean_pool, resolve_model_path, seed_everything
+from backend.frozen_head import fit_head, full_class_linear
+from backend.settings import ProjectSettings
+from backend.training import TextClassifier, saved_classes
+
+
+class FineTunedClassifier(TextClassifier):
+    """BERT-family sequence classifier, fine-tuned with AdamW and a linear warm-up schedule."""
+
+    def __init__(self, classes: Sequence[str], settings: ProjectSettings, model_path: str | None = None):
+        super().__init__(classes, settings)
+        path = model_path or resolve_model_path(settings.model_name)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path,
+            num_labels=len(self.classes),
+            id2label=dict(enumerate(self.classes)),
+            label2id={name: i for i, name in enumerate(self.classes)},
+            ignore_mismatched_sizes=True,
+        )
+        self.encoder = Encoder(model, tokenizer, self.device, settings.max_length, settings.batch_size)
+
+    @property
+    def model(self):
+        return self.encoder.model
+
+    def fit(self, texts, y, progress=None):
+        seed_everything(self.settings.seed)
+        y = np.asarray(y, dtype=np.int64)
+        self._warm_start_head(texts, y)
+        order_rng = np.random.default_rng(self.settings.seed)
+        steps_per_epoch = math.ceil(len(texts) / self.settings.batch_size)
+        total_steps = steps_per_epoch * self.settings.epochs
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.settings.learning_rate, weight_decay=0.01)
+        schedule = get_linear_schedule_with_warmup(optimizer, int(0.1 * total_steps), total_steps)
+        self.model.train()
+        step = 0
+        for _ in range(self.settings.epochs):
+            order = order_rng.permutation(len(texts))
+            for start in range(0, len(texts), self.settings.batch_size):
+                index = order[start : start + self.settings.batch_size]
+                batch = self.encoder.tokenize([texts[i] for i in index])
+                labels = torch.as_tensor(y[index], device=self.device)
+                with autocast_for(self.device):
+                    loss = self.model(**batch, labels=labels).loss
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                if progress:
+                    progress("train", step, total_steps)
+        self.model.eval()
+        return self
+
+    def _warm_start_head(self, texts: Sequence[str], y: np.ndarray) -> None:
+        """Linear probing, then fine-tuning (LP-FT; Kumar et al. 2022, "Fine-Tuning can Distort Pretrained
+        Features and Underperform Out-of-Distribution").
+
+        A logistic regression on the features the head reads starts the head where a few fine-tuning
+        steps would take many more to reach; with 20 BBC labels this lifts held-out accuracy after 3 epochs
+        from 0.45 to 0.80 (bench/warm_start.md). Only a plain linear head can be initialised this way; other heads start as
+        the model defines them.
+        """
+        head = getattr(self.model, "classifier", None)
+        if not isinstance(head, torch.nn.Linear) or len(set(y.tolist())) < 2:
+            return
+        head_inputs = []
+        hook = head.register_forward_hook(lambda module, inputs, output: head_inputs.append(inputs[0]))
+
+        def features(batch):
+            # What the head reads for this batch; map_batches puts the rows back in the order of ``texts``.
+            head_inputs.clear()
+            self.model(**batch)
+            return head_inputs[0]
+
+        try:
+            self.model.eval()
+            probe_features = self.encoder.map_batches(texts, features, None, "probe")
+        finally:
+            hook.remove()
+        probe = fit_head(probe_features, y, self.settings.seed)
+        weight, bias = full_class_linear(probe, len(self.classes))
+        with torch.no_grad():
+            head.weight.copy_(torch.as_tensor(weight, dtype=head.weight.dtype))
+            head.bias.copy_(torch.as_tensor(bias, dtype=head.bias.dtype))
+
+    def predict_proba(self, texts, progress=None):
+        self.model.eval()
+        return self._softmax_logits(texts, progress, "predict")
+
+    def _softmax_logits(self, texts, progress, stage):
+        return self.encoder.map_batches(
+            texts, lambda batch: torch.softmax(self.model(**batch).logits.float(), dim=-1), progress, stage
+        )
+
+    def embed(self, texts, progress=None):
+        self.model.eval()
+        base = self.model.base_model
+
+        def forward(batch):
+            return mean_pool(base(**batch).last_hidden_state, batch["attention_mask"])
+
+        return self.encoder.map_batches(texts, forward, progress, "embed")
+
+    def committee_proba(self, texts, members, progress=None):
+        """MC-dropout committee (Gal & Ghahramani 2016): dropout stays on, one pass per member."""
+        torch.manual_seed(self.settings.seed)
+        self.model.train()
+        try:
+            passes = [self._softmax_logits(texts, progress, f"mc-dropout {k + 1}/{members}") for k in range(members)]
+        finally:
+            self.model.eval()
+        return np.stack(passes)
+
+    def save(self, folder):
+        self.model.save_pretrained(folder / "model")
+        self.encoder.tokenizer.save_pretrained(folder / "model")
+
+    @classmethod
+    def load(cls, folder, settings):
+        return cls(saved_classes(folder), settings, model_path=str(folder / "model"))

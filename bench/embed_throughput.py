@@ -1,0 +1,76 @@
+"""Cold-path embedding throughput: the backend's encoder against a plain transformers pipeline, same texts.
+
+    .venv/bin/python bench/embed_throughput.py [--dataset rotten] [--n 1500] [--max-length 128]
+
+Both embed the same texts with the bundled MiniLM and mean pooling, in this one process, on this machine:
+- baseline: ``transformers.pipeline("feature-extraction")`` over the texts, one text per forward pass (its
+  default; with ``batch_size`` > 1 it returns padded token rows, and their mean is no longer the text's
+  embedding), then mean pooling of each text's token vectors;
+- ours: ``backend.encoder.Encoder.map_batches`` (tokenize once, length-sorted buckets, dynamic padding,
+  ``torch.inference_mode``).
+It checks that both give the same vectors (cosine > 0.999), then prints texts/s and the ratio; the ratio is
+what bench/RESULTS.md records, not the absolute seconds (machines are noisy).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from bench.datasets import load  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="rotten", choices=["rotten", "bbc", "spam"])
+    parser.add_argument("--n", type=int, default=1500, help="texts embedded by each side")
+    parser.add_argument("--max-length", type=int, default=128)
+    args = parser.parse_args()
+
+    import torch
+    from transformers import AutoModel, AutoTokenizer, pipeline
+
+    from backend.devices import select_device
+    from backend.encoder import Encoder, mean_pool, resolve_model_path
+    from backend.settings import DEFAULT_MODEL
+
+    texts = load(args.dataset)[0][: args.n]
+    path = resolve_model_path(DEFAULT_MODEL)
+    device = select_device("auto")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModel.from_pretrained(path).eval()
+
+    extractor = pipeline(
+        "feature-extraction", model=model, tokenizer=tokenizer, device=device,
+        tokenize_kwargs={"truncation": True, "max_length": args.max_length}, framework="pt",
+    )
+    started = time.perf_counter()
+    baseline = np.stack([np.asarray(tokens[0]).mean(axis=0) for tokens in extractor(texts)])
+    baseline_s = time.perf_counter() - started
+
+    encoder = Encoder(model, tokenizer, device, args.max_length, batch_size=16)
+    started = time.perf_counter()
+    ours = encoder.map_batches(texts, lambda batch: mean_pool(model(**batch).last_hidden_state, batch["attention_mask"]), None, "embed")
+    ours_s = time.perf_counter() - started
+
+    cosine = (baseline * ours).sum(1) / (np.linalg.norm(baseline, axis=1) * np.linalg.norm(ours, axis=1))
+    lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=args.max_length)["input_ids"]]
+    print(f"dataset {args.dataset}: {len(texts)} texts, tokens per text median {int(np.median(lengths))}, max {max(lengths)}; "
+          f"device {device.type}, torch threads {torch.get_num_threads()}")
+    print(f"min cosine(ours, pipeline) = {cosine.min():.5f}")
+    print(f"pipeline:        {len(texts) / baseline_s:.1f} texts/s")
+    print(f"backend encoder: {len(texts) / ours_s:.1f} texts/s")
+    print(f"ratio: {baseline_s / ours_s:.2f}x")
+    if cosine.min() < 0.999:
+        raise SystemExit("the two embeddings disagree: the comparison is not like for like")
+
+
+if __name__ == "__main__":
+    main()
