@@ -97,6 +97,16 @@ def test_redis_and_label_studio_have_healthchecks_the_backend_and_worker_wait_fo
         }
 
 
+def test_the_backend_and_the_worker_have_healthchecks_that_run_their_own_python():
+    services = compose()["services"]
+    backend, worker = services["backend"]["healthcheck"]["test"], services["worker"]["healthcheck"]["test"]
+    assert backend[:2] == ["CMD", "python"] and "127.0.0.1:9090/health" in backend[-1]
+    assert worker[:2] == ["CMD", "python"] and "Worker.all" in worker[-1]
+    # The probes are real Python: they must at least compile.
+    for probe in (backend[-1], worker[-1]):
+        compile(probe, "healthcheck", "exec")
+
+
 def test_no_password_or_token_has_a_default_compose_refuses_to_start_without_them():
     seen = set()
     for service, variable, value in environments():
