@@ -7,6 +7,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from transformers import AutoModel, AutoTokenizer
 
+from backend.embedding_cache import encoder_fingerprint
 from backend.encoder import Encoder, mean_pool, resolve_model_path
 from backend.settings import ProjectSettings
 from backend.training import TextClassifier, saved_classes
@@ -43,6 +44,19 @@ class FrozenEncoderClassifier(TextClassifier):
             vectors = self.encoder.map_batches(missing, forward, progress, "embed")
             self._cache.update(zip(missing, vectors))
         return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
+
+    def remember(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        """Embeddings computed earlier (the project's embedding cache), so ``embed`` does not compute them again."""
+        self._cache.update(zip(texts, vectors))
+
+    @property
+    def fingerprint(self) -> str:
+        """Which encoder and settings the embeddings come from (``backend.embedding_cache``)."""
+        return encoder_fingerprint(self.model_path, self.settings.max_length)
+
+    @property
+    def dim(self) -> int:
+        return int(self.encoder.model.config.hidden_size)
 
     def fit(self, texts, y, progress=None):
         self.train_X, self.train_y = self.embed(texts, progress), np.asarray(y, dtype=np.int64)

@@ -25,7 +25,9 @@ from backend.evaluation import evaluate_holdout
 from backend.history import suggestion_acceptance
 from backend.labels import UnsupportedLabelConfig, parse_label_config
 from backend.ls_client import LabeledTask, LabelStudioClient, PoolTask
-from backend.metrics import StageTimes, record_predictions_written, record_retrain
+from backend.embedding_cache import EmbeddingCache
+from backend.frozen_head import FrozenEncoderClassifier
+from backend.metrics import StageTimes, record_embedding_cache, record_predictions_written, record_retrain
 from backend.model_store import ModelStore, ModelVersion, PoolRanking, write_json
 from backend.project_lock import HeldLock, project_lock
 from backend.project_state import save_retrain_outcome
@@ -76,7 +78,8 @@ def retrain(project_id: int) -> dict[str, Any]:
                 connection = connect(service, store, redis, project_id)
             result = Retrain(connection, service, store, held, JobProgress(job), times).run()
             record_predictions_written(redis, result["predictions_written"])
-            keys = ("status", "model_version", "seconds", "n_labeled", "n_pool", "phase", "skipped_tasks", "pruned")
+            record_embedding_cache(redis, **result["embedding_cache"])
+            keys = ("status", "model_version", "seconds", "n_labeled", "n_pool", "phase", "skipped_tasks", "pruned", "embedding_cache")
             outcome = {key: result[key] for key in keys}
         except NotConnected as why:
             log.warning("project %s: refused: %s", project_id, why)
@@ -155,6 +158,8 @@ class Retrain:
     held: HeldLock
     progress: JobProgress
     times: StageTimes = field(default_factory=StageTimes)
+    cache_hits: int = 0
+    cache_misses: int = 0
 
     @property
     def settings(self) -> ProjectSettings:
@@ -191,6 +196,9 @@ class Retrain:
                 f"model, which needs min_labels={self.settings.min_labels} labels in at least 2 classes"
             )
         classifier = build_classifier(spec.classes, self.settings)
+        if isinstance(classifier, FrozenEncoderClassifier):
+            with stage("embed"):
+                self._embed_from_cache(classifier, [*labeled, *pool])
         evaluation = None
         if trainable:
             with stage("evaluate"):
@@ -239,8 +247,27 @@ class Retrain:
         log.info("project %s: %s active after %.1f s; pruned LS versions %s, local %s", self.project_id, version, seconds, pruned, removed)
         return {
             "status": "trained" if trainable else "ranked", "model_version": version, "seconds": seconds,
-            "pruned": pruned, "predictions_written": written, **meta,
+            "pruned": pruned, "predictions_written": written,
+            "embedding_cache": {"hits": self.cache_hits, "misses": self.cache_misses}, **meta,
         }
+
+    def _embed_from_cache(self, classifier: FrozenEncoderClassifier, tasks: list[LabeledTask | PoolTask]) -> None:
+        """Give the classifier every task's embedding, computing only those the project's cache lacks.
+
+        The cache is keyed by task id, text and encoder (``backend.embedding_cache``), so after the first
+        retrain a label costs embedding only new or edited tasks, not the whole pool again.
+        """
+        cache = EmbeddingCache(self.store.project_dir(self.project_id) / "embeddings", classifier.fingerprint, classifier.dim)
+        cache.clear_other_fingerprints()
+        ids, texts = [task.id for task in tasks], [task.text for task in tasks]
+        vectors, hit = cache.lookup(ids, texts)
+        classifier.remember([t for t, h in zip(texts, hit) if h], vectors[hit])
+        missing = np.flatnonzero(~hit)
+        if len(missing):
+            fresh = classifier.embed([texts[i] for i in missing], self.progress)
+            cache.store([ids[i] for i in missing], [texts[i] for i in missing], fresh)
+        self.cache_hits, self.cache_misses = int(hit.sum()), len(missing)
+        log.info("project %s: embeddings: %d from the cache, %d computed", self.project_id, self.cache_hits, self.cache_misses)
 
     def _strategy(self, phase: str) -> QueryStrategy:
         name = "cold_start" if phase == "cold_start" else self.settings.strategy

@@ -62,7 +62,7 @@ WEBHOOK_ACTIONS = frozenset(
 )
 WEBHOOK_RESULTS = frozenset({"queued", "coalesced", "ignored", "refused", "invalid", "too_large"})
 RETRAIN_OUTCOMES = ("trained", "ranked", "skipped", "refused", "failed")
-RETRAIN_STAGES = frozenset({"connect", "read", "train", "evaluate", "score", "publish", "write", "prune", "total"})
+RETRAIN_STAGES = frozenset({"connect", "read", "embed", "train", "evaluate", "score", "publish", "write", "prune", "total"})
 #: From a cached-model ``read`` (tens of ms) to a full fine-tune on the CPU (an hour); ``+Inf`` above that.
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
 _BUCKET_LABELS = tuple(floatToGoString(bound) for bound in DURATION_BUCKETS) + ("+Inf",)

@@ -56,6 +56,7 @@ def test_the_owners_strategy_takes_over_once_a_model_can_train(first_hour, stack
     bbc, _, _, _, final = first_hour
     status = backend_status(stack, bbc.id)
     assert final["status"] == "trained" and status["phase"] == "strategy" and status["strategy"] == "margin"
+    assert final["embedding_cache"]["misses"] == 0  # every text was embedded by an earlier retrain
     assert status["n_labeled"] == 10
 
 
@@ -67,6 +68,9 @@ def test_metrics_after_retrains(first_hour, stack):
     assert samples[("al_retrain_duration_seconds_count", (("stage", "total"),))] >= 2
     assert samples[("al_webhooks_total", (("action", "ANNOTATION_CREATED"), ("result", "queued")))] >= 1
     assert samples[("al_metrics_redis_up", ())] == 1
+    # Head mode keeps every task's embedding: later retrains take the pool from the cache.
+    assert samples[("al_embedding_cache_hits_total", ())] >= first_hour[0].n_tasks
+    assert samples[("al_retrain_duration_seconds_count", (("stage", "embed"),))] >= 2
     assert not any("task" in dict(labels) or "project" in dict(labels) for _, labels in samples)
 
 
