@@ -100,15 +100,23 @@ def retrain(project_id: int) -> dict[str, Any]:
         return result
 
 
+def can_train(settings: ProjectSettings, labels: np.ndarray) -> bool:
+    """A classifier needs ``min_labels`` labels in at least 2 classes."""
+    return len(labels) >= settings.min_labels and len(set(labels.tolist())) >= 2
+
+
 def choose_phase(settings: ProjectSettings, labels: np.ndarray) -> tuple[str, str]:
     """``("cold_start" | "strategy", why)``: cold start ranks the pool until the first model can train."""
-    n_classes = len(set(labels.tolist()))
-    can_train = len(labels) >= settings.min_labels and n_classes >= 2
-    if can_train or not settings.cold_start_phase or settings.strategy == "cold_start":
-        return "strategy", f"strategy {settings.strategy!r}" + ("" if can_train else " (cold_start_phase is off)")
+    name = settings.strategy
+    if can_train(settings, labels):
+        return "strategy", f"strategy {name!r}"
+    if name == "cold_start":
+        return "strategy", "strategy 'cold_start' needs no labels"
+    if not settings.cold_start_phase:
+        return "strategy", f"strategy {name!r}; cold_start_phase is off, so nothing is ranked before the first model"
     return "cold_start", (
-        f"{len(labels)} labels in {n_classes} classes; cold_start ranks representative tasks until "
-        f"min_labels={settings.min_labels} labels in at least 2 classes exist, then {settings.strategy!r} takes over"
+        f"{len(labels)} labels in {len(set(labels.tolist()))} classes; cold_start ranks representative tasks until "
+        f"min_labels={settings.min_labels} labels in at least 2 classes exist, then {name!r} takes over"
     )
 
 
@@ -189,7 +197,7 @@ class Retrain:
         strategy = self._strategy(phase)
         log.info("project %s: %d labeled, %d unlabeled tasks; phase %s", self.project_id, len(labeled), len(pool), phase)
 
-        trainable = len(labeled) >= self.settings.min_labels and len(set(y.tolist())) >= 2
+        trainable = can_train(self.settings, y)
         if not trainable and needs_trained_model(strategy):
             raise Skip(
                 f"{len(labeled)} labels in {len(set(y.tolist()))} classes; strategy {strategy.name!r} needs a trained "
