@@ -116,6 +116,7 @@ def test_settings_come_back_after_redis_restarts_empty(make_stack, label_studio,
         bbc = BbcProject.create(stack, "reliability: redis loss", 4, chosen)
         first = len(bbc.annotate(1))
         trained_on(stack, bbc, first)
+        wait_for(lambda: settled_outcome(stack, bbc.id), "the retrain to settle")  # nothing in flight at the kill
 
         redis_service.process.send_signal(signal.SIGKILL)  # no save, no goodbye: the data is gone
         redis_service.process.wait()
@@ -178,10 +179,11 @@ def test_a_task_without_the_text_field_is_skipped_not_fatal(stack, reliability):
     status = trained_on(stack, bbc, labeled)
     assert status["skipped_tasks"]["count"] == 1 and status["skipped_tasks"]["task_ids"] == [broken["id"]]
     assert status["n_pool"] == bbc.n_tasks - labeled - 1
-    assert status["last_retrain"]["skipped_tasks"]["count"] == 1
+    outcome = wait_for(lambda: settled_outcome(stack, bbc.id), "the retrain's outcome")
+    assert outcome["status"] == "trained" and outcome["skipped_tasks"]["count"] == 1
     reliability.update(
         fault="a task without the config's text field",
-        skipped=status["skipped_tasks"], retrain_outcome=status["last_retrain"]["status"], pool_ranked=status["n_pool"],
+        skipped=status["skipped_tasks"], retrain_outcome=outcome["status"], pool_ranked=status["n_pool"],
     )
 
 
