@@ -120,6 +120,10 @@ def create_app(service: ServiceSettings | None = None, redis: Redis | None = Non
     def http_error(error):
         return jsonify(error=error.description), error.code
 
+    def connected(project_id: int) -> bool:
+        """A project connected this backend once a /setup carrying the secret (and basic auth) recorded it."""
+        return store.setup_record(project_id).read() is not None
+
     def health():
         return jsonify(status="UP", model_class="TextClassifier", strategies=list(STRATEGY_NAMES))
 
@@ -136,7 +140,7 @@ def create_app(service: ServiceSettings | None = None, redis: Redis | None = Non
         settings = ProjectSettings.parse(body.get("extra_params"))
         hostname, token = _optional_str(body, "hostname"), _optional_str(body, "access_token")
         record = store.setup_record(project_id)
-        connecting = record.read() is None
+        connecting = not connected(project_id)
         record.save(SetupRecord(settings, hostname, token))
         if connecting:
             # The first /setup of a project: rank its pool now (cold start), so LS's first task is a good one.
@@ -171,7 +175,7 @@ def create_app(service: ServiceSettings | None = None, redis: Redis | None = Non
             record_webhook(redis, action, "ignored")
             return jsonify(status="ignored", action=action[:64])
         project_id = _project_id(body)
-        if store.setup_record(project_id).read() is None:
+        if not connected(project_id):
             record_webhook(redis, action, "refused")
             raise NotConnectedHere(f"webhook {action} for project {project_id}, which never connected this backend (no /setup from it)")
         enqueued = enqueue_retrain(redis, service, project_id, reason=action)
@@ -184,7 +188,7 @@ def create_app(service: ServiceSettings | None = None, redis: Redis | None = Non
     def train():
         """Older LS versions POST /train with all annotations; like the webhook, it is only a trigger."""
         project_id = _project_id(_json_body())
-        if store.setup_record(project_id).read() is None:
+        if not connected(project_id):
             raise NotConnectedHere(f"/train for project {project_id}, which never connected this backend (no /setup from it)")
         enqueued = enqueue_retrain(redis, service, project_id, reason="train")
         return jsonify(status="coalesced" if enqueued.coalesced else "queued", job={"id": enqueued.job_id}), 201
