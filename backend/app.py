@@ -31,6 +31,7 @@ from backend.predictor import Predictor
 from backend.project_state import SetupRecord, load_retrain_outcomes, parse_project_id
 from backend.queueing import enqueue_retrain, pending_key
 from backend.settings import ProjectSettings, ServiceSettings, SettingsError
+from backend.task_hints import add_hints, hinted_task_ids, request_resync
 from backend.url_secret import resolve_url_secret
 from strategies import STRATEGY_NAMES
 
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 RETRAIN_ACTIONS = frozenset(
     {
         "ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATION_DELETED", "ANNOTATIONS_DELETED", "ANNOTATIONS_CREATED",
-        "START_TRAINING", "TASKS_CREATED",
+        "START_TRAINING", "TASKS_CREATED", "TASKS_DELETED",
     }
 )
 
@@ -178,6 +179,9 @@ def create_app(service: ServiceSettings | None = None, redis: Redis | None = Non
         if not connected(project_id):
             record_webhook(redis, action, "refused")
             raise NotConnectedHere(f"webhook {action} for project {project_id}, which never connected this backend (no /setup from it)")
+        add_hints(redis, project_id, hinted_task_ids(body))
+        if action == "START_TRAINING":
+            request_resync(redis, project_id, action)
         enqueued = enqueue_retrain(redis, service, project_id, reason=action)
         result = "coalesced" if enqueued.coalesced else "queued"
         record_webhook(redis, action, result)
@@ -186,10 +190,13 @@ def create_app(service: ServiceSettings | None = None, redis: Redis | None = Non
     @routes.post("/train")
     @protected
     def train():
-        """Older LS versions POST /train with all annotations; like the webhook, it is only a trigger."""
+        """Older LS versions POST /train with all annotations; like the webhook, it is only a trigger.
+
+        It is also how an owner asks for a full re-read of the project's tasks (``backend.task_mirror``)."""
         project_id = _project_id(_json_body())
         if not connected(project_id):
             raise NotConnectedHere(f"/train for project {project_id}, which never connected this backend (no /setup from it)")
+        request_resync(redis, project_id, "train")
         enqueued = enqueue_retrain(redis, service, project_id, reason="train")
         return jsonify(status="coalesced" if enqueued.coalesced else "queued", job={"id": enqueued.job_id}), 201
 

@@ -12,11 +12,13 @@ job with a ``refused`` or ``skipped`` result instead of an exception, so RQ does
 from __future__ import annotations
 
 import logging
+import resource
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from redis import Redis
 from rq import get_current_job
 
 from backend.classifiers import build_classifier, save_classifier
@@ -39,6 +41,8 @@ from backend.scoring import (
     needs_trained_model,
 )
 from backend.settings import ProjectSettings, ServiceSettings, SettingsError
+from backend.task_hints import clear_hints, clear_resync, pending_hints, pending_resync
+from backend.task_mirror import RefreshReport, TaskMirror
 from backend.training import TextClassifier
 from strategies import MissingOutputsError, QueryStrategy, make_strategy
 from strategies.stopping import RoundStatistics, StoppingCriterion, round_statistics
@@ -76,11 +80,11 @@ def retrain(project_id: int) -> dict[str, Any]:
         try:
             with times.stage("connect"):
                 connection = connect(service, store, redis, project_id)
-            result = Retrain(connection, service, store, held, JobProgress(job), times).run()
+            result = Retrain(connection, service, store, held, JobProgress(job), redis, times).run()
             record_predictions_written(redis, result["predictions_written"])
             record_embedding_cache(redis, **result["embedding_cache"])
-            keys = ("status", "model_version", "seconds", "n_labeled", "n_pool", "phase", "skipped_tasks", "pruned", "embedding_cache")
-            outcome = {key: result[key] for key in keys}
+            keys = ("status", "model_version", "seconds", "n_labeled", "n_pool", "phase", "skipped_tasks", "pruned", "embedding_cache", "read")
+            outcome = {key: result[key] for key in keys} | {"peak_rss_mb": peak_rss_mb()}
         except NotConnected as why:
             log.warning("project %s: refused: %s", project_id, why)
             result = outcome = {"status": "refused", "reason": str(why)}
@@ -98,6 +102,11 @@ def retrain(project_id: int) -> dict[str, Any]:
         record_retrain(redis, outcome["status"], times.with_total())
         save_retrain_outcome(redis, project_id, {**outcome, "job_id": job.id, "finished_at": time.time()})
         return result
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory: RQ runs each job in a fresh work horse, so it is the job's."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def can_train(settings: ProjectSettings, labels: np.ndarray) -> bool:
@@ -165,6 +174,7 @@ class Retrain:
     store: ModelStore
     held: HeldLock
     progress: JobProgress
+    redis: Redis
     times: StageTimes = field(default_factory=StageTimes)
     cache_hits: int = 0
     cache_misses: int = 0
@@ -185,12 +195,15 @@ class Retrain:
             log.warning("project %s: removed staging folders of killed publishes: %s", self.project_id, leftovers)
         with stage("read"):
             spec = parse_label_config(ls.project(self.project_id)["label_config"])
-            labeled = ls.labeled_tasks(self.project_id, spec)
-            pool = ls.pool_tasks(self.project_id, spec)
+            mirror = TaskMirror(store.project_dir(self.project_id) / "task-mirror", self.service.resync_s)
+            read = self._refresh(mirror, spec)
+            labeled, pool = mirror.labeled(), mirror.pool()
+        log.info("project %s: %s read of %d tasks (%s)", self.project_id, read.mode, read.read, read.why or "changes only")
+        skipped = mirror.skipped(spec.missing_field_reason)
         if not pool:
             raise Skip(f"every one of the {len(labeled)} readable tasks is labeled: there is nothing to rank")
-        if ls.skipped.count:
-            log.warning("project %s: skipped %d tasks: %s", self.project_id, ls.skipped.count, ls.skipped.to_dict())
+        if skipped.count:
+            log.warning("project %s: skipped %d tasks: %s", self.project_id, skipped.count, skipped.to_dict())
         labeled_texts = [task.text for task in labeled]
         y = np.array([spec.classes.index(task.label) for task in labeled], dtype=np.int64)
         phase, phase_reason = choose_phase(self.settings, y)
@@ -238,7 +251,8 @@ class Retrain:
             "classes": list(spec.classes),
             "n_labeled": len(labeled),
             "n_pool": len(pool),
-            "skipped_tasks": ls.skipped.to_dict(),
+            "skipped_tasks": skipped.to_dict(),
+            "read": read.to_dict(),
             "evaluation": evaluation.to_dict() if evaluation else None,
             "stopping": self._stopping(store.latest(self.project_id), pool, proba),
         }
@@ -258,6 +272,18 @@ class Retrain:
             "pruned": pruned, "predictions_written": written,
             "embedding_cache": {"hits": self.cache_hits, "misses": self.cache_misses}, **meta,
         }
+
+    def _refresh(self, mirror: TaskMirror, spec) -> RefreshReport:
+        """Incremental unless a resync was asked for; the webhook hints it used are then forgotten."""
+        hints, resync = pending_hints(self.redis, self.project_id), pending_resync(self.redis, self.project_id)
+        report = mirror.refresh(
+            self.connection.ls, self.project_id, spec, hinted_ids=hints,
+            force_full=f"resync asked for ({resync})" if resync else None,
+        )
+        clear_hints(self.redis, self.project_id, hints)
+        if resync:
+            clear_resync(self.redis, self.project_id, resync)
+        return report
 
     def _embed_from_cache(self, classifier: FrozenEncoderClassifier, tasks: list[LabeledTask | PoolTask]) -> None:
         """Give the classifier every task's embedding, computing only those the project's cache lacks.

@@ -13,6 +13,7 @@ import json
 import logging
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Sequence
 
 from label_studio_sdk import LabelStudio
@@ -45,6 +46,35 @@ class PoolTask:
     text: str
 
 
+@dataclass(frozen=True)
+class TaskRecord:
+    """What the worker keeps of one task: its text (None: unreadable under the config), the class of its newest
+    submitted annotation (None: none of the config's classes), whether LS counts it completed, and LS's
+    ``updated_at`` as UTC ISO 8601 (so that comparing two of them as text compares the times)."""
+
+    id: int
+    text: str | None
+    label: str | None
+    completed: bool
+    updated_at: str
+
+
+def task_record(task: dict[str, Any], spec: TextClassificationSpec) -> TaskRecord:
+    label = _latest_label(task.get("annotations") or [], spec)
+    return TaskRecord(
+        int(task["id"]), spec.text_of(task.get("data")), label if label in spec.classes else None,
+        bool(task.get("is_labeled")), ls_timestamp(task.get("updated_at")),
+    )
+
+
+def ls_timestamp(value: Any) -> str:
+    """LS's timestamps (ISO text from the API, or a datetime from the SDK) as fixed-width UTC ISO 8601."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 @dataclass
 class SkippedTasks:
     """Tasks a retrain could not use (no text under the config's field, say): counted, named, never fatal."""
@@ -63,9 +93,12 @@ class SkippedTasks:
         return {"count": self.count, "task_ids": self.task_ids, "reasons": self.reasons}
 
 
-def _completed_filter(completed: bool) -> str:
+def _completed_item(completed: bool) -> dict[str, Any]:
     """Data Manager filter on ``completed_at``: a task is labeled once it has enough annotations."""
-    item = {"filter": "filter:tasks:completed_at", "operator": "empty", "type": "Datetime", "value": not completed}
+    return {"filter": "filter:tasks:completed_at", "operator": "empty", "type": "Datetime", "value": not completed}
+
+
+def _filter_query(item: dict[str, Any]) -> str:
     return json.dumps({"filters": {"conjunction": "and", "items": [item]}})
 
 
@@ -80,7 +113,6 @@ class LabelStudioClient:
         self.url = url.rstrip("/")
         self.sdk = LabelStudio(base_url=self.url, api_key=api_key, timeout=timeout_s)
         self.write_gate = write_gate
-        self.skipped = SkippedTasks()
 
     def project(self, project_id: int) -> dict[str, Any]:
         """The project fields the worker acts on: label config, model version, sampling."""
@@ -91,30 +123,28 @@ class LabelStudioClient:
         """The project's ML-backend connections as Label Studio records them (url, extra_params, ...)."""
         return [_as_dict(record) for record in self.sdk.ml.list(project=project_id)]
 
-    def labeled_tasks(self, project_id: int, spec: TextClassificationSpec) -> list[LabeledTask]:
-        """Tasks whose newest submitted annotation picks one of the config's classes."""
-        labeled = []
-        for task in self._tasks(project_id, fields="all", query=_completed_filter(True)):
-            label = _latest_label(task.get("annotations") or [], spec)
-            text = self._text(task, spec)
-            if label in spec.classes and text is not None:
-                labeled.append(LabeledTask(task["id"], text, label))
-        return labeled
+    def task_count(self, project_id: int) -> int:
+        """How many tasks the project holds, as LS counts them."""
+        return int(self.sdk.projects.get(project_id).task_number or 0)
 
-    def pool_tasks(self, project_id: int, spec: TextClassificationSpec) -> list[PoolTask]:
-        pool = []
-        for task in self._tasks(project_id, fields="task_only", query=_completed_filter(False)):
-            text = self._text(task, spec)
-            if text is not None:
-                pool.append(PoolTask(task["id"], text))
-        return pool
+    def all_tasks(self, project_id: int, spec: TextClassificationSpec) -> Iterator[TaskRecord]:
+        """Every task: completed ones with their annotations, the rest without (their predictions are not needed)."""
+        for fields, completed in (("all", True), ("task_only", False)):
+            for task in self._tasks(project_id, fields=fields, query=_filter_query(_completed_item(completed))):
+                yield task_record(task, spec)
 
-    def _text(self, task: dict[str, Any], spec: TextClassificationSpec) -> str | None:
-        """The task's text, or None (and a skip on record) when the task cannot be read under the config."""
-        text = spec.text_of(task.get("data"))
-        if text is None:
-            self.skipped.add(task["id"], spec.missing_field_reason)
-        return text
+    def tasks_updated_since(self, project_id: int, spec: TextClassificationSpec, since: str) -> Iterator[TaskRecord]:
+        """Tasks whose ``updated_at`` is past ``since`` (ISO 8601): created, edited or (re-)annotated since."""
+        item = {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since}
+        for task in self._tasks(project_id, fields="all", query=_filter_query(item)):
+            yield task_record(task, spec)
+
+    def tasks_by_id(self, project_id: int, spec: TextClassificationSpec, task_ids: Sequence[int]) -> Iterator[TaskRecord]:
+        """The named tasks that still exist."""
+        for start in range(0, len(task_ids), PAGE_SIZE):
+            selected = {"all": False, "included": [int(i) for i in task_ids[start : start + PAGE_SIZE]]}
+            for task in self._tasks(project_id, fields="all", query=json.dumps({"selectedItems": selected})):
+                yield task_record(task, spec)
 
     def _tasks(self, project_id: int, *, fields: str, query: str) -> Iterator[dict[str, Any]]:
         pager = self.sdk.tasks.list(project=project_id, fields=fields, query=query, page_size=PAGE_SIZE)

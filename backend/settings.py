@@ -110,6 +110,7 @@ SERVICE_RANGES: dict[str, tuple[float, float]] = {
     "AL_MAX_BODY_MB": (1, 1024),
     "AL_MAX_WEBHOOK_KB": (16, 64 * 1024),
     "AL_MAX_PREDICT_TASKS": (1, 100_000),
+    "AL_RESYNC_S": (60, 7 * 24 * 3600),
 }
 _URL_SECRET_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 MIN_URL_SECRET_CHARS = 16
@@ -136,6 +137,9 @@ class ServiceSettings:
     max_body_bytes: int = 16 * 1024 * 1024
     max_webhook_bytes: int = 16 * 1024 * 1024
     max_predict_tasks: int = 1000
+    #: Seconds between full re-reads of a project's tasks; reads in between fetch only what changed
+    #: (``backend.task_mirror``), and the full read repairs any drift they missed.
+    resync_s: int = 3600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "ServiceSettings":
@@ -157,7 +161,8 @@ class ServiceSettings:
             )
         numbers = {
             name: _in_range(name, _coerce(name, env.get(name, default), "int", source=name), *SERVICE_RANGES[name])
-            for name, default in (("AL_JOB_TIMEOUT", "3600"), ("AL_MAX_BODY_MB", "16"), ("AL_MAX_WEBHOOK_KB", "16384"), ("AL_MAX_PREDICT_TASKS", "1000"))
+            for name, default in (("AL_JOB_TIMEOUT", "3600"), ("AL_MAX_BODY_MB", "16"), ("AL_MAX_WEBHOOK_KB", "16384"), ("AL_MAX_PREDICT_TASKS", "1000"),
+                                  ("AL_RESYNC_S", "3600"))
         }
         return cls(
             label_studio_url=ls_url,
@@ -172,6 +177,7 @@ class ServiceSettings:
             max_body_bytes=numbers["AL_MAX_BODY_MB"] * 1024 * 1024,
             max_webhook_bytes=numbers["AL_MAX_WEBHOOK_KB"] * 1024,
             max_predict_tasks=numbers["AL_MAX_PREDICT_TASKS"],
+            resync_s=numbers["AL_RESYNC_S"],
         )
 
 
