@@ -23,13 +23,14 @@ from rq.job import Job
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from backend.dashboard import CONTENT_SECURITY_POLICY, render_dashboard
+from backend.encoders import EncoderRegistry
 from backend.labels import UnsupportedLabelConfig, parse_label_config
 from backend.ls_client import UNCERTAINTY_SAMPLING
 from backend.metrics import metrics_response, record_webhook
 from backend.model_store import ModelStore
 from backend.predictor import Predictor
 from backend.project_state import SetupRecord, load_retrain_outcomes, parse_project_id
-from backend.queueing import enqueue_retrain, pending_key
+from backend.queueing import FINETUNE, RETRAIN, JobKind, enqueue, enqueue_retrain, pending_key
 from backend.settings import ProjectSettings, ServiceSettings, SettingsError
 from backend.task_hints import add_hints, hinted_task_ids, request_resync
 from backend.url_secret import resolve_url_secret
@@ -125,6 +126,12 @@ def create_app(service: ServiceSettings | None = None, redis: Redis | None = Non
         """A project connected this backend once a /setup carrying the secret (and basic auth) recorded it."""
         return store.setup_record(project_id).read() is not None
 
+    def enqueue_full_path(project_id: int, reason: str) -> None:
+        """An owner's explicit "train now" fine-tunes the encoder at once in ``model_mode: finetune``."""
+        record = store.setup_record(project_id).read()
+        if record is not None and record.settings.model_mode == "finetune":
+            enqueue(redis, service, project_id, reason, FINETUNE)
+
     def health():
         return jsonify(status="UP", model_class="TextClassifier", strategies=list(STRATEGY_NAMES))
 
@@ -182,6 +189,7 @@ def create_app(service: ServiceSettings | None = None, redis: Redis | None = Non
         add_hints(redis, project_id, hinted_task_ids(body))
         if action == "START_TRAINING":
             request_resync(redis, project_id, action)
+            enqueue_full_path(project_id, action)
         enqueued = enqueue_retrain(redis, service, project_id, reason=action)
         result = "coalesced" if enqueued.coalesced else "queued"
         record_webhook(redis, action, result)
@@ -197,6 +205,7 @@ def create_app(service: ServiceSettings | None = None, redis: Redis | None = Non
         if not connected(project_id):
             raise NotConnectedHere(f"/train for project {project_id}, which never connected this backend (no /setup from it)")
         request_resync(redis, project_id, "train")
+        enqueue_full_path(project_id, "train")
         enqueued = enqueue_retrain(redis, service, project_id, reason="train")
         return jsonify(status="coalesced" if enqueued.coalesced else "queued", job={"id": enqueued.job_id}), 201
 
@@ -238,6 +247,9 @@ def create_app(service: ServiceSettings | None = None, redis: Redis | None = Non
             versions=[v.name for v in reversed(store.versions(project_id))],
             last_retrain=outcomes[0] if outcomes else None,
             queue=_queue_status(redis, service, project_id),
+            full_path=_full_path_status(redis, service, store, project_id, setup_record),
+            encoder=meta.get("encoder"),
+            read=meta.get("read"),
             warnings=warnings,
             dashboard=f"{request.script_root}{routes.url_prefix}/dashboard?project={project_id}",
         )
@@ -308,9 +320,22 @@ def _project_id(body: dict[str, Any]) -> int:
         raise BadRequest(str(exc)) from None
 
 
-def _queue_status(redis: Redis, service: ServiceSettings, project_id: int) -> dict[str, Any]:
-    queue = Queue(service.queue_name, connection=redis)
-    pending = redis.get(pending_key(project_id))
+def _full_path_status(redis: Redis, service: ServiceSettings, store: ModelStore, project_id: int, setup_record) -> dict[str, Any] | None:
+    """Fine-tunes of the encoder: queued or running, and the last decisions (adopted, rejected, stale, ...)."""
+    if setup_record is None or setup_record.settings.model_mode != "finetune":
+        return None
+    registry = EncoderRegistry(store.project_dir(project_id))
+    newest = registry.newest()
+    return {
+        **_queue_status(redis, service, project_id, FINETUNE),
+        "encoder_in_use": newest.folder if newest else "base",
+        "decisions": [d.to_dict() for d in registry.decisions()[-5:]][::-1],
+    }
+
+
+def _queue_status(redis: Redis, service: ServiceSettings, project_id: int, kind: JobKind = RETRAIN) -> dict[str, Any]:
+    queue = Queue(kind.queue(service), connection=redis)
+    pending = redis.get(pending_key(project_id, kind))
     running = []
     for job_id in queue.started_job_registry.get_job_ids():
         job = Job.fetch(job_id, connection=redis)

@@ -1,4 +1,6 @@
-"""Which classifier a project's ``model_mode`` builds, and how versions save and load it."""
+"""Which classifier a ``model_mode`` builds (the simulation trains each mode as it is), and how versions save
+and load one. The worker's versions are all heads over an encoder (``backend.jobs``); versions an older
+release fine-tuned end to end still load."""
 from __future__ import annotations
 
 import json
@@ -26,6 +28,7 @@ def save_classifier(classifier: TextClassifier, folder: Path) -> None:
 
 
 def load_classifier(folder: Path, settings: ProjectSettings) -> TextClassifier:
-    return CLASSIFIERS[settings.model_mode].load(folder, settings)
+    kind = FrozenEncoderClassifier if (folder / "head.npz").is_file() else FineTunedClassifier
+    return kind.load(folder, settings)
 
 

@@ -1,7 +1,7 @@
 """The per-project dashboard: one HTML page a project owner keeps open while people label.
 
-It answers the questions of the first hour: is the model getting better with each label (held-out accuracy
-and macro-F1, and how often annotators accept its suggestions, one point per model version against the
+It answers the questions of the first hour: is the model getting better with each label (cross-validated
+accuracy and macro-F1, and how often annotators accept its suggestions, one point per model version against the
 number of labels); has it stopped changing (the stopping signal over versions); what is it doing now (phase,
 strategy, warnings, the running retrain's progress); and did the last retrains work (status, reason,
 duration). It is server-rendered HTML with inline SVG and no script: nothing to build, nothing fetched from
@@ -157,7 +157,7 @@ def learning_chart(history: Sequence[dict]) -> str:
             series_from(history, "macro-F1", lambda h: (h.get("evaluation") or {}).get("f1_macro")),
             series_from(history, "acceptance", lambda h: (h.get("acceptance") or {}).get("rate")),
         ],
-        "labels", "held-out score / acceptance rate", "Learning curve",
+        "labels", "cross-validated score / acceptance rate", "Learning curve",
     )
 
 
@@ -242,7 +242,7 @@ def render_dashboard(project_id: int, status: dict, history: list[dict], retrain
         body.append(
             "<section><h2>Learning curve</h2>"
             f"<p>Latest version <code>{_e(latest.get('version'))}</code>: accuracy {fmt(evaluation.get('accuracy'))},"
-            f" macro-F1 {fmt(evaluation.get('f1_macro'))} on {fmt(evaluation.get('n_eval'))} held-out labels;"
+            f" macro-F1 {fmt(evaluation.get('f1_macro'))} over {fmt(evaluation.get('n_eval'))} labels;"
             f" acceptance {fmt(acceptance.get('rate'))} of {fmt(acceptance.get('n'))} labels."
             + (f' <span class="why">{_e(evaluation.get("note"))}</span>' if evaluation.get("note") else "")
             + f"</p>{learning_chart(history)}</section>"

@@ -19,8 +19,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 Progress = Callable[[str, int, int], None]
-#: Texts per inference batch at least: with length bucketing, bigger batches cost no extra padding.
-INFERENCE_BATCH = 64
+#: Texts per inference batch at least: with length bucketing, bigger batches cost no extra padding. On a GPU a
+#: 6-layer, 384-wide encoder needs thousands of tokens per batch before kernel launches stop dominating
+#: (the roofline estimate in bench/RESULTS.md); on a CPU, 64 already keeps the cores busy.
+INFERENCE_BATCH = {"cpu": 64, "cuda": 1024}
 
 
 def resolve_model_path(model_name: str) -> str:
@@ -40,10 +42,7 @@ class Encoder:
     """Tokenizer + transformer, batched inference with mean pooling."""
 
     def __init__(self, model, tokenizer, device: torch.device, max_length: int, batch_size: int):
-        positions = getattr(model.config, "max_position_embeddings", None)
-        if positions is not None and max_length > positions:
-            # Past the position table the model raises IndexError on every batch: refuse it once, clearly.
-            raise SettingsError(f"max_length {max_length} is over this model's {positions} positions; choose at most {positions}")
+        check_max_length(model.config, max_length)
         self.model = model.to(device)
         self.tokenizer = tokenizer
         self.device = device
@@ -66,7 +65,7 @@ class Encoder:
             return np.zeros((0, 0), dtype=np.float32)
         encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
         order = np.argsort([len(ids) for ids in encoded["input_ids"]], kind="stable")
-        size = max(self.batch_size, INFERENCE_BATCH)
+        size = max(self.batch_size, INFERENCE_BATCH.get(self.device.type, INFERENCE_BATCH["cpu"]))
         results: np.ndarray | None = None
         with torch.inference_mode():
             for start in range(0, len(order), size):
@@ -80,6 +79,13 @@ class Encoder:
                 if progress:
                     progress(stage, min(start + size, len(order)), len(order))
         return results
+
+
+def check_max_length(config, max_length: int) -> None:
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions is not None and max_length > positions:
+        # Past the position table the model raises IndexError on every batch: refuse it once, clearly.
+        raise SettingsError(f"max_length {max_length} is over this model's {positions} positions; choose at most {positions}")
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -1,16 +1,20 @@
-"""How good a model is: held-out metrics, and per-example out-of-fold losses for the ``difficulty`` strategy."""
+"""How good a model is, without training a model only to measure it.
+
+- the fast path (a head over embeddings): cross-validated metrics, cheap enough for every retrain;
+- the full path (a fine-tune): metrics on the labels it held out of its one training;
+- every version: prequential metrics (``backend.history``), from the labels annotators gave while it was
+  live, each a fresh test point it never trained on;
+- per-example out-of-fold losses for the ``difficulty`` strategy.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
 
-from backend.settings import ProjectSettings
-from backend.training import TextClassifier
+from backend.head import head_estimator
 
 
 @dataclass(frozen=True)
@@ -53,16 +57,31 @@ def holdout_split(y: np.ndarray, eval_fraction: float, seed: int) -> tuple[np.nd
     return train, held
 
 
-def evaluate_holdout(
-    make: Callable[[], TextClassifier], texts: Sequence[str], y: np.ndarray, settings: ProjectSettings, progress=None
-) -> Evaluation:
-    split = holdout_split(y, settings.eval_fraction, settings.seed)
-    if split is None:
-        return Evaluation(len(y), 0, None, None, None, None, note=f"{len(y)} labels are too few to hold any out")
-    train, held = split
-    classifier = make().fit([texts[i] for i in train], y[train], progress)
-    predicted = classifier.predict_proba([texts[i] for i in held]).argmax(1)
-    return Evaluation(len(train), len(held), **classification_metrics(y[held], predicted))
+def cross_validated_head(X: np.ndarray, y: np.ndarray, seed: int) -> Evaluation:
+    """The head's metrics under stratified k-fold cross-validation on the labels' embeddings.
+
+    Cheap (a few logistic regressions over cached embeddings), so every fast retrain reports it without
+    training a second model; every label then counts for both training and evaluation. Folds shrink to
+    the rarest class's count; under 2 labels in some class there is no honest estimate.
+    """
+    folds = _folds(y)
+    if folds < 2:
+        return Evaluation(len(y), 0, None, None, None, None, note=f"{len(y)} labels: too few per class to cross-validate")
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    predicted = cross_val_predict(head_estimator(seed), X, y, cv=cv)
+    return Evaluation(len(y) - len(y) // folds, len(y), **classification_metrics(y, predicted), note=f"{folds}-fold cross-validation")
+
+
+def holdout_evaluation(y_true: np.ndarray, proba: np.ndarray, n_train: int) -> Evaluation:
+    """Metrics of a model trained on ``n_train`` labels, from its probabilities on held-out ones."""
+    return Evaluation(n_train, len(y_true), **classification_metrics(y_true, proba.argmax(1)), note="held out")
+
+
+def _folds(y: np.ndarray) -> int:
+    counts = np.bincount(y)
+    if len(counts[counts > 0]) < 2:
+        return 0
+    return int(min(5, counts[counts > 0].min()))
 
 
 def out_of_fold_losses(X: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
@@ -71,14 +90,13 @@ def out_of_fold_losses(X: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
     A cheap, honest proxy for "how hard is this example for the model": each loss comes from a head that
     never saw the example. Folds shrink to the rarest class's count so every fold is stratified.
     """
-    counts = np.bincount(y)
-    folds = int(min(5, counts[counts > 0].min()))
-    if folds < 2 or len(set(y.tolist())) < 2:
+    folds = _folds(y)
+    if folds < 2:
         raise ValueError("out-of-fold losses need at least 2 labels in each of at least 2 classes")
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     classes = np.unique(y)
     proba = cross_val_predict(
-        LogisticRegression(max_iter=2000, C=10.0, random_state=seed), X, y, cv=cv, method="predict_proba"
+        head_estimator(seed), X, y, cv=cv, method="predict_proba"
     )
     true_class_proba = proba[np.arange(len(y)), np.searchsorted(classes, y)]
     return -np.log(np.clip(true_class_proba, 1e-12, 1.0))

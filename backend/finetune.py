@@ -14,7 +14,7 @@ from transformers import (
 
 from backend.devices import autocast_for
 from backend.encoder import Encoder, mean_pool, resolve_model_path, seed_everything
-from backend.frozen_head import fit_head, full_class_linear
+from backend.head import fit_head, full_class_linear
 from backend.settings import ProjectSettings
 from backend.training import TextClassifier, saved_classes
 
@@ -130,8 +130,12 @@ class FineTunedClassifier(TextClassifier):
         return np.stack(passes)
 
     def save(self, folder):
-        self.model.save_pretrained(folder / "model")
-        self.encoder.tokenizer.save_pretrained(folder / "model")
+        self.save_encoder(folder / "model")
+
+    def save_encoder(self, folder):
+        """Weights and tokenizer in Hugging Face's layout: ``AutoModel`` loads the encoder alone from it."""
+        self.model.save_pretrained(folder)
+        self.encoder.tokenizer.save_pretrained(folder)
 
     @classmethod
     def load(cls, folder, settings):

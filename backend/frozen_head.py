@@ -1,14 +1,16 @@
-"""A frozen encoder plus a logistic-regression head (``model_mode: head``): retrains in seconds."""
+"""A frozen encoder plus a logistic-regression head: the fast path of both model modes, retrains in seconds."""
 from __future__ import annotations
 
-from typing import Sequence
+from functools import cached_property
+from typing import Callable, Sequence
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from transformers import AutoModel, AutoTokenizer
+from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from backend.embedding_cache import encoder_fingerprint
-from backend.encoder import Encoder, mean_pool, resolve_model_path
+from backend.embedding_cache import EmbeddingCache, encoder_fingerprint
+from backend.encoder import Encoder, check_max_length, mean_pool, resolve_model_path
+from backend.head import fit_head, head_proba
 from backend.settings import ProjectSettings
 from backend.training import TextClassifier, saved_classes
 
@@ -16,24 +18,30 @@ from backend.training import TextClassifier, saved_classes
 class FrozenEncoderClassifier(TextClassifier):
     """Frozen encoder embeddings (mean pooled) + multinomial logistic regression.
 
-    Embeddings are cached per text, so retraining the head after each new label costs milliseconds.
+    Embeddings are cached per text, so retraining the head after each new label costs milliseconds; the
+    encoder's weights are loaded only when a text is not cached (a warm retrain never loads them).
     """
 
     def __init__(self, classes: Sequence[str], settings: ProjectSettings, model_path: str | None = None):
         super().__init__(classes, settings)
         self.model_path = model_path or resolve_model_path(settings.model_name)
-        self.encoder = Encoder(
-            AutoModel.from_pretrained(self.model_path).eval(),
-            AutoTokenizer.from_pretrained(self.model_path),
-            self.device,
-            settings.max_length,
-            settings.batch_size,
-        )
+        self.config = AutoConfig.from_pretrained(self.model_path)
+        check_max_length(self.config, settings.max_length)
         self.head: LogisticRegression | None = None
         # The bootstrap committee refits heads on resamples of the training set.
         self.train_X = np.zeros((0, 0), dtype=np.float32)
         self.train_y = np.zeros(0, dtype=np.int64)
         self._cache: dict[str, np.ndarray] = {}
+
+    @cached_property
+    def encoder(self) -> Encoder:
+        return Encoder(
+            AutoModel.from_pretrained(self.model_path).eval(),
+            AutoTokenizer.from_pretrained(self.model_path),
+            self.device,
+            self.settings.max_length,
+            self.settings.batch_size,
+        )
 
     def embed(self, texts, progress=None):
         missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
@@ -45,9 +53,31 @@ class FrozenEncoderClassifier(TextClassifier):
             self._cache.update(zip(missing, vectors))
         return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
 
-    def remember(self, texts: Sequence[str], vectors: np.ndarray) -> None:
-        """Embeddings computed earlier (the project's embedding cache), so ``embed`` does not compute them again."""
-        self._cache.update(zip(texts, vectors))
+    def embed_through_cache(
+        self, cache: EmbeddingCache, task_ids: Sequence[int], texts: Sequence[str], progress=None, store: bool = True,
+        embed_misses: Callable[[list[str]], np.ndarray] | None = None,
+    ) -> tuple[int, int]:
+        """Take the tasks' embeddings from the project's cache and compute only the misses; ``(hits, misses)``.
+
+        The cache is keyed by task id, text and encoder (``backend.embedding_cache``), so after the first
+        retrain a label costs embedding only new or edited tasks, not the whole pool again. Misses are
+        written back when ``store`` (only the holder of the project lock writes the cache). ``embed_misses``
+        computes them elsewhere (``backend.chunked_embedding``); by default, here.
+        """
+        vectors, hit = cache.lookup(task_ids, texts)
+        self._cache.update((t, v) for t, v, h in zip(texts, vectors, hit) if h)
+        missing = np.flatnonzero(~hit)
+        if len(missing):
+            missing_texts = [texts[i] for i in missing]
+            fresh = embed_misses(missing_texts) if embed_misses else self.embed(missing_texts, progress)
+            self._cache.update(zip(missing_texts, fresh))
+            if store:
+                cache.store([task_ids[i] for i in missing], [texts[i] for i in missing], fresh)
+        return int(hit.sum()), len(missing)
+
+    def cache_for(self, project_dir) -> EmbeddingCache:
+        """This encoder's embedding cache in a project's folder."""
+        return EmbeddingCache(project_dir / "embeddings", self.fingerprint, self.dim)
 
     @property
     def fingerprint(self) -> str:
@@ -56,7 +86,7 @@ class FrozenEncoderClassifier(TextClassifier):
 
     @property
     def dim(self) -> int:
-        return int(self.encoder.model.config.hidden_size)
+        return int(self.config.hidden_size)
 
     def fit(self, texts, y, progress=None):
         self.train_X, self.train_y = self.embed(texts, progress), np.asarray(y, dtype=np.int64)
@@ -64,7 +94,7 @@ class FrozenEncoderClassifier(TextClassifier):
         return self
 
     def predict_proba(self, texts, progress=None):
-        return _head_proba(self._require_head(), self.embed(texts, progress), len(self.classes))
+        return head_proba(self._require_head(), self.embed(texts, progress), len(self.classes))
 
     def committee_proba(self, texts, members, progress=None):
         """Bootstrap committee (Breiman 1996 bagging): each member is a head fit on a resample of the labels."""
@@ -76,7 +106,7 @@ class FrozenEncoderClassifier(TextClassifier):
         for _ in range(members):
             sample = rng.integers(0, len(y_train), len(y_train))
             member = fit_head(X_train[sample], y_train[sample], self.settings.seed) if len(set(y_train[sample])) > 1 else head
-            probas.append(_head_proba(member, X, len(self.classes)))
+            probas.append(head_proba(member, X, len(self.classes)))
         return np.stack(probas)
 
     def _require_head(self) -> LogisticRegression:
@@ -105,31 +135,3 @@ class FrozenEncoderClassifier(TextClassifier):
             classifier.train_X, classifier.train_y = data["train_X"], data["train_y"]
         classifier.head = head
         return classifier
-
-
-def fit_head(X: np.ndarray, y: np.ndarray, seed: int) -> LogisticRegression:
-    return LogisticRegression(max_iter=2000, C=10.0, random_state=seed).fit(X, y)
-
-
-def full_class_linear(head: LogisticRegression, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """A logistic regression's logits as one weight row per class of the full class list.
-
-    Binary sklearn models keep one row (the log-odds of the second class); splitting it in halves gives
-    the same softmax. Classes without labels get zero weights and a bias well below the seen ones, so
-    they start improbable but still learnable.
-    """
-    coef, intercept = head.coef_, head.intercept_
-    if len(head.classes_) == 2:
-        coef, intercept = np.vstack([-coef[0] / 2, coef[0] / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
-    weight = np.zeros((n_classes, coef.shape[1]))
-    bias = np.full(n_classes, intercept.min() - 5.0)
-    seen = head.classes_.astype(int)
-    weight[seen], bias[seen] = coef, intercept
-    return weight, bias
-
-
-def _head_proba(head: LogisticRegression, X: np.ndarray, n_classes: int) -> np.ndarray:
-    """Place the head's columns (only classes it saw) into the full class list."""
-    proba = np.zeros((len(X), n_classes), dtype=np.float64)
-    proba[:, head.classes_.astype(int)] = head.predict_proba(X)
-    return proba

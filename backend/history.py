@@ -11,6 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
+import numpy as np
+
+from backend.evaluation import classification_metrics
 from backend.json_file import JsonFile
 
 if TYPE_CHECKING:
@@ -46,7 +49,13 @@ def suggestion_acceptance(
     suggested = {int(task): int(label) for task, label in zip(ranking.task_ids, ranking.predicted) if label >= 0}
     if not suggested:
         return None
-    answers = [(suggested[task], classes.index(label)) for task, label in labeled if task in suggested]
-    accepted = sum(1 for suggestion, answer in answers if suggestion == answer)
-    return {"n": len(answers), "accepted": accepted, "rate": accepted / len(answers) if answers else None}
+    answers = np.array(
+        [(suggested[task], classes.index(label)) for task, label in labeled if task in suggested], dtype=np.int64
+    ).reshape(-1, 2)
+    accepted = int((answers[:, 0] == answers[:, 1]).sum())
+    # Prequential (Dawid 1984): each of these labels arrived after the version went live, so its suggestions
+    # are predictions on data it never saw; macro P/R/F1 over them, next to the acceptance rate.
+    prequential = classification_metrics(answers[:, 1], answers[:, 0]) if len(answers) else None
+    return {"n": len(answers), "accepted": accepted, "rate": accepted / len(answers) if len(answers) else None,
+            "prequential": prequential}
 

@@ -21,19 +21,20 @@ import numpy as np
 from redis import Redis
 from rq import get_current_job
 
-from backend.classifiers import build_classifier, save_classifier
+from backend.chunked_embedding import embed_in_chunks
+from backend.classifiers import save_classifier
 from backend.connection import Connection, NotConnected, connect
-from backend.evaluation import evaluate_holdout
+from backend.encoders import EncoderRegistry
+from backend.evaluation import cross_validated_head
 from backend.history import suggestion_acceptance
 from backend.labels import UnsupportedLabelConfig, parse_label_config
 from backend.ls_client import LabeledTask, LabelStudioClient, PoolTask
-from backend.embedding_cache import EmbeddingCache
 from backend.frozen_head import FrozenEncoderClassifier
 from backend.metrics import StageTimes, record_embedding_cache, record_predictions_written, record_retrain
 from backend.model_store import ModelStore, ModelVersion, PoolRanking, write_json
 from backend.project_lock import HeldLock, project_lock
 from backend.project_state import save_retrain_outcome
-from backend.queueing import is_dead, release_pending
+from backend.queueing import enqueue_finetune_if_due, is_dead, release_pending
 from backend.scoring import (
     StrategyUnavailable,
     collect_outputs,
@@ -156,6 +157,10 @@ class JobProgress:
         self.job = job
         self._last = 0.0
 
+    @property
+    def job_name(self) -> str:
+        return self.job.id if self.job is not None else "inline"
+
     def __call__(self, stage: str, done: int, total: int) -> None:
         now = time.monotonic()
         if done < total and now - self._last < 2.0:
@@ -216,17 +221,26 @@ class Retrain:
                 f"{len(labeled)} labels in {len(set(y.tolist()))} classes; strategy {strategy.name!r} needs a trained "
                 f"model, which needs min_labels={self.settings.min_labels} labels in at least 2 classes"
             )
-        classifier = build_classifier(spec.classes, self.settings)
-        if isinstance(classifier, FrozenEncoderClassifier):
-            with stage("embed"):
-                self._embed_from_cache(classifier, [*labeled, *pool])
+        encoders = EncoderRegistry(store.project_dir(self.project_id))
+        # The fast path: a head over the newest encoder the full path adopted (the base model until then).
+        classifier = FrozenEncoderClassifier(spec.classes, self.settings, model_path=encoders.newest_path())
+        with stage("embed"):
+            cache = classifier.cache_for(store.project_dir(self.project_id))
+            cache.clear_other_fingerprints()
+            tasks = [*labeled, *pool]
+            self.cache_hits, self.cache_misses = classifier.embed_through_cache(
+                cache, [t.id for t in tasks], [t.text for t in tasks], self.progress,
+                embed_misses=lambda texts: embed_in_chunks(
+                    classifier, texts, redis=self.redis, service=self.service, progress=self.progress,
+                    plan_dir=store.project_dir(self.project_id) / "scoring" / self.progress.job_name,
+                ),
+            )
+        log.info("project %s: embeddings: %d from the cache, %d computed", self.project_id, self.cache_hits, self.cache_misses)
         evaluation = None
         if trainable:
             with stage("evaluate"):
-                evaluation = evaluate_holdout(
-                    lambda: build_classifier(spec.classes, self.settings), labeled_texts, y, self.settings
-                )
-            log.info("project %s: held-out evaluation %s", self.project_id, evaluation.to_dict())
+                evaluation = cross_validated_head(classifier.embed(labeled_texts), y, self.settings.seed)
+            log.info("project %s: cross-validated head %s", self.project_id, evaluation.to_dict())
             with stage("train"):
                 classifier.fit(labeled_texts, y, self.progress)
 
@@ -247,6 +261,7 @@ class Retrain:
             "strategy": strategy.name,
             "phase": phase,
             "phase_reason": phase_reason,
+            "encoder": encoders.newest().folder if encoders.newest() else "base",
             "settings": self.settings.to_dict(),
             "classes": list(spec.classes),
             "n_labeled": len(labeled),
@@ -262,6 +277,8 @@ class Retrain:
         with stage("write"):
             written = self._write_back(version, ranking, spec)
         self._record_history(version, meta, previous, labeled, spec.classes)
+        if self.settings.model_mode == "finetune" and trainable:
+            enqueue_finetune_if_due(self.redis, self.service, self.project_id, len(labeled), self.settings.finetune_every)
         with stage("prune"):
             pruned = prune(ls, store, self.project_id, self.held)
             removed = store.remove_older_than(self.project_id, KEEP_LOCAL_VERSIONS)
@@ -284,24 +301,6 @@ class Retrain:
         if resync:
             clear_resync(self.redis, self.project_id, resync)
         return report
-
-    def _embed_from_cache(self, classifier: FrozenEncoderClassifier, tasks: list[LabeledTask | PoolTask]) -> None:
-        """Give the classifier every task's embedding, computing only those the project's cache lacks.
-
-        The cache is keyed by task id, text and encoder (``backend.embedding_cache``), so after the first
-        retrain a label costs embedding only new or edited tasks, not the whole pool again.
-        """
-        cache = EmbeddingCache(self.store.project_dir(self.project_id) / "embeddings", classifier.fingerprint, classifier.dim)
-        cache.clear_other_fingerprints()
-        ids, texts = [task.id for task in tasks], [task.text for task in tasks]
-        vectors, hit = cache.lookup(ids, texts)
-        classifier.remember([t for t, h in zip(texts, hit) if h], vectors[hit])
-        missing = np.flatnonzero(~hit)
-        if len(missing):
-            fresh = classifier.embed([texts[i] for i in missing], self.progress)
-            cache.store([ids[i] for i in missing], [texts[i] for i in missing], fresh)
-        self.cache_hits, self.cache_misses = int(hit.sum()), len(missing)
-        log.info("project %s: embeddings: %d from the cache, %d computed", self.project_id, self.cache_hits, self.cache_misses)
 
     def _strategy(self, phase: str) -> QueryStrategy:
         name = "cold_start" if phase == "cold_start" else self.settings.strategy

@@ -30,9 +30,10 @@ class LockLost(RuntimeError):
     """The project lock expired or vanished while held; another job may own the project now."""
 
 
-def lock_for(redis: Redis, project_id: int, ttl_s: float = TTL_S) -> Lock:
+def lock_for(redis: Redis, project_id: int, ttl_s: float = TTL_S, scope: str = "retrain") -> Lock:
+    """``scope`` "retrain": the project's versions, mirror and caches; "finetune": one full path at a time."""
     # Not thread-local: the heartbeat thread renews the token the job's thread acquired.
-    return redis.lock(f"al:project:{int(project_id)}:retrain:lock", timeout=ttl_s, thread_local=False)
+    return redis.lock(f"al:project:{int(project_id)}:{scope}:lock", timeout=ttl_s, thread_local=False)
 
 
 class HeldLock:
@@ -65,6 +66,7 @@ def project_lock(
     is_dead: Callable[[str], bool],
     poll_s: float = 0.5,
     ttl_s: float = TTL_S,
+    scope: str = "retrain",
 ) -> Iterator[HeldLock]:
     """Hold the project's lock for the length of a job; the lock's value is the holder's job id.
 
@@ -72,7 +74,7 @@ def project_lock(
     so is a lock left by an earlier attempt of this same job, which RQ retries under the same id after
     its work horse was killed.
     """
-    lock = lock_for(redis, project_id, ttl_s)
+    lock = lock_for(redis, project_id, ttl_s, scope)
     while not lock.acquire(blocking=False, token=job_id):
         holder = redis.get(lock.name)
         if holder is not None and (holder.decode() == job_id or is_dead(holder.decode())):

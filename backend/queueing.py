@@ -5,7 +5,9 @@ Two Redis keys per project:
 - the project lock (``backend.project_lock``): held by the running retrain. A pending job that a second
   worker picks up waits for it, so two retrains of one project never run at once.
 The running job clears ``pending`` only after taking the lock; a label added while it trains therefore
-enqueues exactly one follow-up job, which re-reads everything from Label Studio.
+enqueues exactly one follow-up job, which reads what changed in Label Studio.
+
+The full path's fine-tunes (``FINETUNE``) coalesce the same way under their own ``pending`` key and queue.
 """
 from __future__ import annotations
 
@@ -28,8 +30,26 @@ RETRAIN_RETRY = Retry(max=3, interval=[10, 60, 300])
 _ALIVE = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.STARTED}
 
 
-def pending_key(project_id: int) -> str:
-    return f"al:project:{int(project_id)}:retrain:pending"
+@dataclass(frozen=True)
+class JobKind:
+    """A job per project that coalesces: the fast retrain, or the full path's fine-tune (``backend.full_path``)."""
+
+    name: str
+    function: str
+    description: str
+    #: The ``ServiceSettings`` field naming the kind's queue.
+    queue_setting: str
+
+    def queue(self, service: ServiceSettings) -> str:
+        return getattr(service, self.queue_setting)
+
+
+RETRAIN = JobKind("retrain", "backend.jobs.retrain", "retrain", "queue_name")
+FINETUNE = JobKind("finetune", "backend.full_path.finetune", "fine-tune the encoder of", "finetune_queue")
+
+
+def pending_key(project_id: int, kind: JobKind = RETRAIN) -> str:
+    return f"al:project:{int(project_id)}:{kind.name}:pending"
 
 
 @dataclass(frozen=True)
@@ -39,19 +59,23 @@ class Enqueued:
 
 
 def enqueue_retrain(redis: Redis, service: ServiceSettings, project_id: int, reason: str) -> Enqueued:
-    key = pending_key(project_id)
-    job_id = f"retrain-{int(project_id)}-{uuid.uuid4().hex[:12]}"
+    return enqueue(redis, service, project_id, reason, RETRAIN)
+
+
+def enqueue(redis: Redis, service: ServiceSettings, project_id: int, reason: str, kind: JobKind) -> Enqueued:
+    key = pending_key(project_id, kind)
+    job_id = f"{kind.name}-{int(project_id)}-{uuid.uuid4().hex[:12]}"
     if not redis.set(key, job_id, nx=True):
         waiting = redis.get(key)
         if waiting is not None and _is_alive(redis, waiting.decode()):
             return Enqueued(waiting.decode(), coalesced=True)
         # The job named in ``pending`` died without clearing it (worker killed, Redis flushed): replace it.
         redis.set(key, job_id)
-    Queue(service.queue_name, connection=redis).enqueue(
-        "backend.jobs.retrain",
+    Queue(kind.queue(service), connection=redis).enqueue(
+        kind.function,
         project_id,
         job_id=job_id,
-        description=f"retrain project {project_id} ({reason})",
+        description=f"{kind.description} project {project_id} ({reason})",
         job_timeout=service.job_timeout_s,
         retry=RETRAIN_RETRY,
         result_ttl=24 * 3600,
@@ -60,9 +84,9 @@ def enqueue_retrain(redis: Redis, service: ServiceSettings, project_id: int, rea
     return Enqueued(job_id, coalesced=False)
 
 
-def release_pending(redis: Redis, project_id: int, job_id: str) -> None:
+def release_pending(redis: Redis, project_id: int, job_id: str, kind: JobKind = RETRAIN) -> None:
     """Clear ``pending`` if it still names this job."""
-    delete_if_equal(redis, pending_key(project_id), job_id.encode())
+    delete_if_equal(redis, pending_key(project_id, kind), job_id.encode())
 
 
 def _fetch(redis: Redis, job_id: str) -> Job | None:
@@ -83,3 +107,19 @@ def is_dead(redis: Redis, job_id: str) -> bool:
     if job is None or job.get_status() != JobStatus.STARTED:
         return True
     return bool(job.worker_name) and not redis.exists(Worker.redis_worker_namespace_prefix + job.worker_name)
+
+
+def _finetune_requested_key(project_id: int) -> str:
+    return f"al:project:{int(project_id)}:finetune:requested-at"
+
+
+def enqueue_finetune_if_due(
+    redis: Redis, service: ServiceSettings, project_id: int, n_labels: int, every: int, reason: str | None = None
+) -> Enqueued | None:
+    """Queue the full path when ``every`` labels arrived since the last request (at ``every`` labels first),
+    or at once when ``reason`` says why (START_TRAINING, /train)."""
+    requested_at = int(redis.get(_finetune_requested_key(project_id)) or 0)
+    if reason is None and n_labels < requested_at + every:
+        return None
+    redis.set(_finetune_requested_key(project_id), n_labels)
+    return enqueue(redis, service, project_id, reason or f"{n_labels} labels, {n_labels - requested_at} new", FINETUNE)

@@ -34,26 +34,50 @@ def collect_outputs(
     progress: Progress | None = None,
 ) -> ModelOutputs:
     """Compute the ``ModelOutputs`` fields the strategy requires or can use (``proba`` may be passed in)."""
+    values = pool_outputs(classifier, pool_fields(strategy, proba is not None), pool_texts, committee_size, progress)
+    if proba is not None:
+        values["proba"] = proba
+    return ModelOutputs(**values, **labeled_outputs(classifier, strategy, labeled_texts, labeled_y, seed, progress))
+
+
+def pool_fields(strategy: QueryStrategy, trained: bool) -> frozenset[str]:
+    """The per-pool-task outputs to compute: row by row, so any split of the pool gives the same rows."""
     needs = strategy.requires | strategy.optional
+    # Probabilities are passed on even when not required: a strategy like ``random`` works from whatever
+    # output is present.
+    fields = {name for name in ("embeddings", "committee_proba") if name in needs}
+    if trained or "proba" in needs:
+        fields.add("proba")
+    return frozenset(fields)
+
+
+def pool_outputs(
+    classifier: TextClassifier, fields: frozenset[str], texts: Sequence[str], committee_size: int, progress: Progress | None = None
+) -> dict[str, np.ndarray]:
     values: dict[str, np.ndarray] = {}
-    # Probabilities already computed for the suggestions are passed on even when not required: a
-    # strategy like ``random`` works from whatever output is present.
-    if proba is not None or "proba" in needs:
-        values["proba"] = proba if proba is not None else classifier.predict_proba(pool_texts, progress)
-    if "embeddings" in needs:
-        values["embeddings"] = classifier.embed(pool_texts, progress)
-    if "committee_proba" in needs:
-        values["committee_proba"] = classifier.committee_proba(pool_texts, committee_size, progress)
-    # Optional outputs only when there is something to compute them from.
-    if {"labeled_embeddings", "labeled_losses"} & strategy.requires or ("labeled_embeddings" in needs and len(labeled_texts)):
-        labeled_embeddings = classifier.embed(labeled_texts, progress)
-        values["labeled_embeddings"] = labeled_embeddings
-        if "labeled_losses" in needs:
-            try:
-                values["labeled_losses"] = out_of_fold_losses(labeled_embeddings, labeled_y, seed)
-            except ValueError as exc:
-                raise StrategyUnavailable(f"strategy {strategy.name!r} cannot run yet: {exc}") from None
-    return ModelOutputs(**values)
+    if "proba" in fields:
+        values["proba"] = classifier.predict_proba(texts, progress)
+    if "embeddings" in fields:
+        values["embeddings"] = classifier.embed(texts, progress)
+    if "committee_proba" in fields:
+        values["committee_proba"] = classifier.committee_proba(texts, committee_size, progress)
+    return values
+
+
+def labeled_outputs(
+    classifier: TextClassifier, strategy: QueryStrategy, texts: Sequence[str], y: np.ndarray, seed: int, progress: Progress | None = None
+) -> dict[str, np.ndarray]:
+    """Outputs over the labeled tasks; optional ones only when there is something to compute them from."""
+    needs = strategy.requires | strategy.optional
+    if not ({"labeled_embeddings", "labeled_losses"} & strategy.requires or ("labeled_embeddings" in needs and len(texts))):
+        return {}
+    values = {"labeled_embeddings": classifier.embed(texts, progress)}
+    if "labeled_losses" in needs:
+        try:
+            values["labeled_losses"] = out_of_fold_losses(values["labeled_embeddings"], y, seed)
+        except ValueError as exc:
+            raise StrategyUnavailable(f"strategy {strategy.name!r} cannot run yet: {exc}") from None
+    return values
 
 
 def needs_trained_model(strategy: QueryStrategy) -> bool:

@@ -35,6 +35,7 @@ PROJECT_RANGES: dict[str, tuple[float, float]] = {
     "min_labels": (2, 10_000),
     "query_batch_size": (1, 1_000),
     "committee_size": (2, 20),
+    "finetune_every": (1, 100_000),
     "top_k": (10, 100_000),
     "seed": (0, 2**32 - 1),
 }
@@ -60,6 +61,9 @@ class ProjectSettings:
     min_labels: int = 4
     query_batch_size: int = 10
     committee_size: int = 5
+    #: ``model_mode: finetune`` only: labels between full-path fine-tunes of the encoder. Every label still
+    #: gets a fast retrain (a head over the newest encoder's cached embeddings).
+    finetune_every: int = 50
     #: Predictions each version writes to Label Studio: its K most informative tasks. LS serves tasks with a
     #: prediction of the current version first, lowest score first, so K only has to exceed the labels
     #: given before the next re-rank; and LS deletes a version in one transaction, which K keeps short.
@@ -111,6 +115,7 @@ SERVICE_RANGES: dict[str, tuple[float, float]] = {
     "AL_MAX_WEBHOOK_KB": (16, 64 * 1024),
     "AL_MAX_PREDICT_TASKS": (1, 100_000),
     "AL_RESYNC_S": (60, 7 * 24 * 3600),
+    "AL_SCORE_CHUNK_TASKS": (100, 1_000_000),
 }
 _URL_SECRET_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 MIN_URL_SECRET_CHARS = 16
@@ -131,6 +136,8 @@ class ServiceSettings:
     basic_auth_pass: str | None
     queue_name: str
     job_timeout_s: int
+    #: The queue of full-path fine-tunes (``backend.full_path``), so a GPU worker elsewhere can serve only it.
+    finetune_queue: str = "al-finetune"
     #: The secret path segment Label Studio reaches the backend under (``http://host:9090/<secret>``);
     #: None means "generate one under MODEL_DIR" (``backend.url_secret``).
     url_secret: str | None = None
@@ -140,6 +147,10 @@ class ServiceSettings:
     #: Seconds between full re-reads of a project's tasks; reads in between fetch only what changed
     #: (``backend.task_mirror``), and the full read repairs any drift they missed.
     resync_s: int = 3600
+    #: Uncached tasks per embedding chunk; more than one chunk's worth go out as chunk jobs on ``score_queue``,
+    #: which any number of workers run in parallel (``backend.chunked_embedding``).
+    score_chunk_tasks: int = 20_000
+    score_queue: str = "al-score"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "ServiceSettings":
@@ -162,7 +173,7 @@ class ServiceSettings:
         numbers = {
             name: _in_range(name, _coerce(name, env.get(name, default), "int", source=name), *SERVICE_RANGES[name])
             for name, default in (("AL_JOB_TIMEOUT", "3600"), ("AL_MAX_BODY_MB", "16"), ("AL_MAX_WEBHOOK_KB", "16384"), ("AL_MAX_PREDICT_TASKS", "1000"),
-                                  ("AL_RESYNC_S", "3600"))
+                                  ("AL_RESYNC_S", "3600"), ("AL_SCORE_CHUNK_TASKS", "20000"))
         }
         return cls(
             label_studio_url=ls_url,
@@ -172,12 +183,15 @@ class ServiceSettings:
             basic_auth_user=user,
             basic_auth_pass=password,
             queue_name=env.get("AL_QUEUE") or "al-train",
+            finetune_queue=env.get("AL_FINETUNE_QUEUE") or "al-finetune",
             job_timeout_s=numbers["AL_JOB_TIMEOUT"],
             url_secret=secret,
             max_body_bytes=numbers["AL_MAX_BODY_MB"] * 1024 * 1024,
             max_webhook_bytes=numbers["AL_MAX_WEBHOOK_KB"] * 1024,
             max_predict_tasks=numbers["AL_MAX_PREDICT_TASKS"],
             resync_s=numbers["AL_RESYNC_S"],
+            score_chunk_tasks=numbers["AL_SCORE_CHUNK_TASKS"],
+            score_queue=env.get("AL_SCORE_QUEUE") or "al-score",
         )
 
 

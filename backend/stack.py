@@ -141,8 +141,9 @@ def start_backend(port: int, env: dict[str, str], log_dir: Path, workers: int = 
     return service, url
 
 
-def start_worker(env: dict[str, str], log_dir: Path, name: str = "worker") -> Service:
-    return spawn(name, [sys.executable, "-m", "backend.worker"], log_dir, env)
+def start_worker(env: dict[str, str], log_dir: Path, name: str = "worker", queues: tuple[str, ...] = ()) -> Service:
+    """An RQ worker on ``queues`` (default: the fast path's, then the full path's)."""
+    return spawn(name, [sys.executable, "-m", "backend.worker", *queues], log_dir, env)
 
 
 #: The database ``./dev up`` gives Label Studio when a PostgreSQL answers on the usual local port.
@@ -183,13 +184,17 @@ def start_stack(stack: ExitStack, args: argparse.Namespace) -> list[Service]:
     env = backend_env(redis_url, ls_url, account.token, run_dir / "models")
     backend, backend_root = start_backend(args.backend_port, env, logs)
     stack.callback(backend.stop)
-    worker = start_worker(env, logs)
+    # Two workers, so labels keep re-ranking (al-train) while the encoder fine-tunes (al-finetune).
+    service = ServiceSettings.from_env(env)
+    worker = start_worker(env, logs, "worker", (service.queue_name, service.score_queue))
     stack.callback(worker.stop)
+    full_path_worker = start_worker(env, logs, "worker-finetune", (service.finetune_queue, service.score_queue))
+    stack.callback(full_path_worker.stop)
     # Label Studio reaches the backend under its secret path segment (generated under MODEL_DIR).
-    backend_url = connect_url(backend_root, resolve_url_secret(ServiceSettings.from_env(env)))
+    backend_url = connect_url(backend_root, resolve_url_secret(service))
     ls = LabelStudioAPI(ls_url, account.token)
     project_id = create_demo_project(ls, backend_url, args.per_class)
-    services = [ls_service, backend, worker]
+    services = [ls_service, backend, worker, full_path_worker]
     print(f"waiting for the backend's first ranking of the demo tasks (cold start: it embeds every task once, "
           f"about 20-60 s on a CPU; up to {args.ranking_timeout:.0f} s)...", flush=True)
     version = wait_for_first_ranking(

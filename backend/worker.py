@@ -1,30 +1,37 @@
-"""The worker process: an RQ worker on the retrain queue.
+"""The worker process: an RQ worker on the fast-path queue and, unless told otherwise, the full path's.
 
-Equivalent to ``rq worker -u $REDIS_URL --with-scheduler al-train``; this wrapper only reads the
-same settings as the app, so both always agree on queue names and Redis. The scheduler runs the retries
-that ``Retry(interval=...)`` schedules.
+    python -m backend.worker                 # al-train, al-score, then al-finetune (fast retrains first)
+    python -m backend.worker al-finetune     # only fine-tunes: a GPU machine sharing Redis and MODEL_DIR
+
+Equivalent to ``rq worker -u $REDIS_URL --with-scheduler <queues>``; this wrapper only reads the same settings
+as the app, so both always agree on queue names and Redis. The scheduler runs the retries that
+``Retry(interval=...)`` schedules. A worker runs one job at a time: while it fine-tunes, labels wait for
+another worker on ``al-train``, so run one of each where labels must keep re-ranking during a fine-tune.
 """
 from __future__ import annotations
 
 import logging
+import sys
 
 from redis import Redis
 from rq import Worker
 
 # Imported here, before RQ forks a work horse per job, so each job inherits torch and transformers
 # already loaded instead of paying seconds of imports on every retrain.
+import backend.chunked_embedding  # noqa: F401
+import backend.full_path  # noqa: F401
 import backend.jobs  # noqa: F401
 from backend.settings import ServiceSettings
 
 
-def main() -> None:
+def main(queues: list[str]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # One line per Label Studio page read would bury the retrain's own progress lines.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     service = ServiceSettings.from_env()
-    worker = Worker([service.queue_name], connection=Redis.from_url(service.redis_url))
+    worker = Worker(queues or [service.queue_name, service.score_queue, service.finetune_queue], connection=Redis.from_url(service.redis_url))
     worker.work(with_scheduler=True, logging_level="INFO")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

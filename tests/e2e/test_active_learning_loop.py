@@ -46,7 +46,8 @@ def test_annotations_retrain_and_rank_the_pool(stack, extra_params):
     status = wait_for(retrained_on_every_label, "a retrain that saw every label to become the project's version")
     version = status["model_version"]
     assert status["n_pool"] == n_tasks - len(labeled_ids)
-    assert status["evaluation"]["n_train"] + status["evaluation"]["n_eval"] == len(labeled_ids)
+    # Cross-validated over every label: no second model trained only to measure the first.
+    assert status["evaluation"]["n_eval"] == len(labeled_ids) and "cross-validation" in status["evaluation"]["note"]
     assert set(status["stopping"]["recommendation"]) >= {"stop", "reason"}
     assert (stack.model_dir / f"project-{project_id}" / version / "meta.json").is_file()
 
@@ -93,6 +94,35 @@ def test_annotations_retrain_and_rank_the_pool(stack, extra_params):
     assert versions["versions"][0] == version
 
 
+def test_the_full_path_fine_tunes_beside_the_fast_path_and_no_older_version_is_ever_activated(stack):
+    """Every label gets a fast retrain; the 10th also queues a fine-tune on al-finetune, judged on held-out labels.
+    Watching LS's project version all along: its sequence number never goes down."""
+    params = {"strategy": "margin", "model_mode": "finetune", "finetune_every": 10, "eval_fraction": 0.3}
+    bbc = BbcProject.create(stack, "e2e two speeds", PER_CLASS, params)
+    labeled = bbc.annotate(LABELS_PER_CLASS)
+    seen: list[int] = []
+
+    def full_path_decided_and_settled():
+        version = bbc.project()["model_version"] or ""
+        if version.startswith(f"al-p{bbc.id}-v"):
+            seen.append(int(version.split("-v")[1].split("-")[0]))
+        status = backend_status(stack, bbc.id)
+        full = status["full_path"]
+        idle = not (full["pending_job"] or full["running"] or status["queue"]["pending_job"] or status["queue"]["running"])
+        decided = full["decisions"] and full["decisions"][0]["outcome"] in ("adopted", "rejected")
+        return idle and decided and status["n_labeled"] == len(labeled) and version == status["model_version"] and status
+
+    status = wait_for(full_path_decided_and_settled, "a fine-tune decision and a settled fast path", every_s=0.5)
+    assert seen == sorted(seen), f"LS's version went back: {seen}"
+    decision = status["full_path"]["decisions"][0]
+    assert decision["n_labels"] == len(labeled)
+    for side in ("finetuned", "baseline"):
+        assert decision[side]["n_eval"] == 3 and 0.0 <= decision[side]["accuracy"] <= 1.0
+    # The fast path refits its head on the adopted encoder, or keeps the base one when the fine-tune lost.
+    expected = decision["folder"] if decision["outcome"] == "adopted" else "base"
+    assert status["encoder"] == status["full_path"]["encoder_in_use"] == expected
+
+
 def test_cold_start_ranks_representative_tasks_before_any_label(stack):
     bbc = BbcProject.create(stack, "e2e cold start", 4, {"strategy": "cold_start", "query_batch_size": 5})
     project_id = bbc.id
@@ -136,26 +166,28 @@ def newest_child(pid: int) -> int | None:
     return pids[-1] if pids else None
 
 
-def test_a_retrain_killed_mid_training_is_retried_to_completion(stack):
-    # Slower training than the other tests, so that the kill lands while the model trains.
-    bbc = BbcProject.create(stack, "e2e worker kill", 4, {"epochs": 6, "max_length": 128, "batch_size": 4})
-    project_id = bbc.id
-    n_tasks = bbc.n_tasks
+def test_a_fine_tune_killed_mid_training_is_retried_to_completion(stack):
+    # Slower training than the other tests, so that the kill lands while the encoder fine-tunes.
+    params = {"model_mode": "finetune", "finetune_every": 8, "epochs": 6, "max_length": 128, "batch_size": 4}
+    bbc = BbcProject.create(stack, "e2e worker kill", 4, params)
     labeled = bbc.annotate(2)
 
     def training():
-        running = backend_status(stack, project_id)["queue"]["running"]
+        running = backend_status(stack, bbc.id)["full_path"]["running"]
         return running and (running[0]["progress"] or {}).get("stage") == "train" and running[0]
-    killed = wait_for(training, "the retrain to reach training", every_s=0.5)
+    killed = wait_for(training, "the fine-tune to reach training", every_s=0.5)
     horse = newest_child(stack.worker.process.pid)
     assert horse is not None
     os.kill(horse, signal.SIGKILL)  # the work horse dies mid-training, as under the OOM killer
 
-    def finished_on_every_label():
-        outcome = settled_outcome(stack, project_id)
-        return outcome and outcome["status"] == "trained" and outcome["n_labeled"] == len(labeled) and outcome
-    outcome = wait_for(finished_on_every_label, "the retried retrain to finish", timeout_s=600)
-    assert stack.ls.call("GET", f"/api/projects/{project_id}")["model_version"] == outcome["model_version"]
-    assert outcome["job_id"] == killed["job_id"]  # RQ retried the killed job itself; nothing was lost
-    expected = {outcome["model_version"]: n_tasks - len(labeled)}
-    wait_for(lambda: versions_with_predictions(stack, project_id) == expected, "a complete, pruned version", timeout_s=120)
+    def decided():
+        status = backend_status(stack, bbc.id)
+        decisions = status["full_path"]["decisions"]
+        return decisions and decisions[0]["outcome"] in ("adopted", "rejected") and decisions[0]
+    decision = wait_for(decided, "the retried fine-tune to finish", timeout_s=600)
+    assert decision["job_id"] == killed["job_id"]  # RQ retried the killed job itself; nothing was lost
+    assert decision["n_labels"] == len(labeled)
+    # The fast path kept the project ranked throughout, on every label.
+    outcome = wait_for(lambda: settled_outcome(stack, bbc.id), "the fast path to settle")
+    assert outcome["status"] == "trained" and outcome["n_labeled"] == len(labeled)
+    assert bbc.project()["model_version"] == outcome["model_version"]

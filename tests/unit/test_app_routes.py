@@ -14,6 +14,7 @@ from backend.jobs import publish_version
 from backend.ledger import Ledger
 from backend.model_store import ModelStore
 from backend.settings import ServiceSettings
+from backend.task_hints import pending_hints, pending_resync
 from backend.url_secret import resolve_url_secret
 
 class SecretClient:
@@ -196,12 +197,39 @@ def test_webhook_enqueues_retrains_and_ignores_other_actions(client, redis, serv
     queue = Queue(service_settings.queue_name, connection=redis)
     ignored = client.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 3}})
     assert ignored.status_code == 200 and ignored.json["status"] == "ignored" and queue.count == 0
-    actions = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATION_DELETED", "ANNOTATIONS_DELETED", "START_TRAINING", "TASKS_CREATED")
+    actions = (
+        "ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATION_DELETED", "ANNOTATIONS_DELETED", "START_TRAINING",
+        "TASKS_CREATED", "TASKS_DELETED",
+    )
     for action in actions:
         redis.flushdb()
         response = client.post("/webhook", json={"action": action, "project": {"id": 3, "title": "p"}})
         assert response.status_code == 201 and response.json["status"] == "queued", action
         assert queue.job_ids == [response.json["job_id"]]
+
+
+def test_webhooks_leave_the_task_ids_they_name_as_hints_for_the_next_read(client, redis):
+    connected(client, redis)
+    client.post("/webhook", json={"action": "TASKS_DELETED", "project": {"id": 3}, "tasks": [{"id": 7}, {"id": 8}]})
+    client.post("/webhook", json={"action": "ANNOTATION_UPDATED", "project": {"id": 3}, "task": {"id": 9}, "annotation": {"id": 1, "task": 9}})
+    # Junk in a body is no hint: only positive integers are kept.
+    client.post("/webhook", json={"action": "ANNOTATIONS_DELETED", "project": {"id": 3}, "annotations": [{"task": "10"}, {"task": True}, {"task": -1}, 5]})
+    assert pending_hints(redis, 3) == [7, 8, 9]
+    assert pending_resync(redis, 3) is None
+
+
+def test_start_training_asks_for_a_full_resync_and_in_finetune_mode_a_fine_tune(client, redis, service_settings):
+    assert client.post("/setup", json=setup_body({"model_mode": "finetune"})).status_code == 200
+    redis.flushdb()
+    assert client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 3}}).status_code == 201
+    assert pending_resync(redis, 3) == "START_TRAINING"
+    (job,) = Queue(service_settings.finetune_queue, connection=redis).jobs
+    assert job.func_name == "backend.full_path.finetune" and job.args == (3,)
+    # In head mode, a resync and a retrain only.
+    assert client.post("/setup", json=setup_body({"model_mode": "head"})).status_code == 200
+    redis.flushdb()
+    assert client.post("/train", json={"project": 3}).status_code == 201
+    assert pending_resync(redis, 3) == "train" and Queue(service_settings.finetune_queue, connection=redis).count == 0
 
 
 def test_a_webhook_for_a_project_that_never_connected_enqueues_nothing(client, redis, service_settings):

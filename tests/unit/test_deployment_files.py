@@ -24,13 +24,18 @@ def compose():
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
-def test_compose_runs_postgres_label_studio_redis_backend_and_a_gpu_worker():
+def test_compose_runs_postgres_label_studio_redis_backend_a_fast_worker_and_a_gpu_worker():
     services = compose()["services"]
-    assert set(services) == {"postgres", "label-studio", "redis", "backend", "worker"}
+    assert set(services) == {"postgres", "label-studio", "redis", "backend", "worker-fast", "worker"}
     assert services["label-studio"]["image"].endswith(":1.23.2")
     gpu = services["worker"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert gpu["driver"] == "nvidia" and "gpu" in gpu["capabilities"]
-    assert services["worker"]["command"][-1] == "backend.worker"
+    settings = ServiceSettings.from_env({})
+    # The GPU worker takes fine-tunes first; the CPU worker keeps the fast path going meanwhile.
+    assert services["worker"]["command"][-3:] == [settings.finetune_queue, settings.score_queue, settings.queue_name]
+    assert services["worker-fast"]["command"][-2:] == [settings.queue_name, settings.score_queue]
+    assert "deploy" not in services["worker-fast"]
+    assert services["worker-fast"]["environment"] == services["worker"]["environment"]
 
 
 def test_backend_and_worker_share_settings_and_the_model_folder():

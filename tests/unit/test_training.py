@@ -4,10 +4,13 @@ from contextlib import nullcontext
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from backend.classifiers import build_classifier, load_classifier, save_classifier
 from backend.devices import autocast_for, select_device
-from backend.evaluation import evaluate_holdout, holdout_split, out_of_fold_losses
+from backend.evaluation import cross_validated_head, holdout_evaluation, holdout_split, out_of_fold_losses
+from backend.head import head_estimator
 from backend.scoring import StrategyUnavailable, collect_outputs
 from backend.settings import ProjectSettings, SettingsError
 from strategies import make_strategy
@@ -67,14 +70,23 @@ def test_holdout_is_stratified_and_refuses_too_few_labels():
     assert holdout_split(np.array([0, 1]), 0.2, seed=0) is None  # nothing left to hold out
 
 
-def test_evaluation_reports_sklearn_metrics():
-    settings = tiny("head", eval_fraction=0.25)
-    evaluation = evaluate_holdout(lambda: build_classifier(CLASSES, settings), TEXTS, Y, settings)
-    assert (evaluation.n_train, evaluation.n_eval) == (6, 2)
-    for metric in (evaluation.accuracy, evaluation.precision_macro, evaluation.recall_macro, evaluation.f1_macro):
-        assert 0.0 <= metric <= 1.0
-    too_few = evaluate_holdout(lambda: build_classifier(CLASSES, settings), TEXTS[:2], Y[:2], settings)
+def test_the_cross_validated_head_is_sklearns_cross_val_predict_of_the_same_head():
+    rng = np.random.default_rng(0)
+    y = np.array([0, 1, 2] * 6)
+    X = rng.normal(size=(18, 5)) + y[:, None]
+    evaluation = cross_validated_head(X, y, seed=3)
+    expected = cross_val_predict(head_estimator(3), X, y, cv=StratifiedKFold(5, shuffle=True, random_state=3))
+    assert evaluation.accuracy == pytest.approx(accuracy_score(y, expected))
+    assert evaluation.f1_macro == pytest.approx(f1_score(y, expected, average="macro"))
+    assert evaluation.n_eval == 18 and "5-fold" in evaluation.note
+    too_few = cross_validated_head(X[:4], np.array([0, 1, 1, 1]), seed=0)
     assert too_few.accuracy is None and "too few" in too_few.note
+
+
+def test_holdout_evaluation_scores_the_argmax():
+    proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    evaluation = holdout_evaluation(np.array([0, 1, 1]), proba, n_train=7)
+    assert (evaluation.n_train, evaluation.n_eval, evaluation.accuracy) == (7, 3, pytest.approx(2 / 3))
 
 
 def test_out_of_fold_losses_are_per_label_and_positive():

@@ -1,0 +1,150 @@
+"""The full path: fine-tune the encoder on the labels, judge it, and hand it to the fast path if it is better.
+
+Runs on its own RQ queue (``AL_FINETUNE_QUEUE``, default ``al-finetune``), so a GPU worker on another machine
+can serve only it while CPU workers keep the fast path going. It is queued every ``finetune_every`` labels of
+a ``model_mode: finetune`` project, and at once on START_TRAINING or ``/train``.
+
+One training per run, no second model for metrics: the fine-tune trains on all labels but the
+``eval_fraction`` it holds out, and is judged on those against the head over the encoder in use, trained on
+the same labels. Adopted (``backend.encoders``) only when it is at least as good and trained on at least as
+many labels as the encoder in use; then the pool is re-embedded with it and a fast retrain is queued, which
+refits the head on all labels over the new embeddings and activates the version. The full path itself never
+activates a version, so it can never put an older model in front of a newer one.
+
+The project lock is held only to read the labels and to adopt, never while training: labels given during a
+fine-tune still get their fast retrains.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+from redis import Redis
+from rq import get_current_job
+
+from backend.connection import NotConnected, connect
+from backend.embedding_cache import EmbeddingCache
+from backend.encoders import Decision, EncoderRegistry
+from backend.evaluation import Evaluation, holdout_evaluation, holdout_split
+from backend.finetune import FineTunedClassifier
+from backend.frozen_head import FrozenEncoderClassifier
+from backend.jobs import JobProgress, Skip, can_train
+from backend.labels import UnsupportedLabelConfig, parse_label_config
+from backend.ls_client import LabeledTask, PoolTask
+from backend.model_store import ModelStore
+from backend.project_lock import project_lock
+from backend.queueing import FINETUNE, enqueue_retrain, is_dead, release_pending
+from backend.settings import ServiceSettings, SettingsError
+from backend.task_mirror import TaskMirror
+
+log = logging.getLogger(__name__)
+
+
+def finetune(project_id: int) -> dict[str, Any]:
+    job = get_current_job()
+    redis = job.connection
+    service = ServiceSettings.from_env()
+    store = ModelStore(service.model_dir)
+    registry = EncoderRegistry(store.project_dir(project_id))
+    with project_lock(redis, project_id, job.id, lambda holder: is_dead(redis, holder), scope="finetune"):
+        release_pending(redis, project_id, job.id, FINETUNE)
+        started = time.monotonic()
+        try:
+            decision = FullPath(project_id, service, store, redis, registry, job).run()
+        except NotConnected as why:
+            decision = _ended("refused", str(why), job.id)
+        except (Skip, SettingsError, UnsupportedLabelConfig) as why:
+            decision = _ended("skipped", str(why), job.id)
+        except Exception as error:
+            registry.record(_ended("failed", f"{type(error).__name__}: {error}", job.id), None)
+            raise
+        if decision.outcome in ("refused", "skipped"):
+            registry.record(decision, None)
+        log.info("project %s: full path %s in %.1f s: %s", project_id, decision.outcome, time.monotonic() - started, decision.reason)
+        return {**decision.to_dict(), "seconds": round(time.monotonic() - started, 2)}
+
+
+def _ended(outcome: str, reason: str, job_id: str) -> Decision:
+    return Decision(outcome, 0, {}, {}, reason, time.time(), job_id=job_id)
+
+
+class FullPath:
+    def __init__(self, project_id: int, service: ServiceSettings, store: ModelStore, redis: Redis, registry: EncoderRegistry, job):
+        self.project_id, self.service, self.store, self.redis = project_id, service, store, redis
+        self.registry, self.job_id, self.progress = registry, job.id, JobProgress(job)
+
+    def _locked(self):
+        """The project lock, which the fast path holds while it reads the mirror, the registry and the cache."""
+        return project_lock(self.redis, self.project_id, self.job_id, lambda holder: is_dead(self.redis, holder))
+
+    def run(self) -> Decision:
+        with self._locked():
+            connection = connect(self.service, self.store, self.redis, self.project_id)
+            settings, ls = connection.settings, connection.ls
+            spec = parse_label_config(ls.project(self.project_id)["label_config"])
+            mirror = TaskMirror(self.store.project_dir(self.project_id) / "task-mirror", self.service.resync_s)
+            mirror.refresh(ls, self.project_id, spec)
+            labeled, pool = mirror.labeled(), mirror.pool()
+            in_use = self.registry.newest()
+            in_use_path = self.registry.newest_path()
+        y = np.array([spec.classes.index(task.label) for task in labeled], dtype=np.int64)
+        if not can_train(settings, y):
+            raise Skip(f"{len(y)} labels in {len(set(y.tolist()))} classes: too few to fine-tune (min_labels={settings.min_labels})")
+        split = holdout_split(y, settings.eval_fraction, settings.seed)
+        if split is None:
+            raise Skip(
+                f"eval_fraction={settings.eval_fraction} of {len(y)} labels holds none out, so a fine-tune could not be "
+                "judged against the encoder in use; raise eval_fraction or label more"
+            )
+        train, held = split
+        texts = [task.text for task in labeled]
+        train_texts, held_texts = [texts[i] for i in train], [texts[i] for i in held]
+
+        baseline = FrozenEncoderClassifier(spec.classes, settings, model_path=in_use_path)
+        baseline.embed_through_cache(
+            baseline.cache_for(self.store.project_dir(self.project_id)), [t.id for t in labeled], texts, store=False
+        )
+        baseline.fit(train_texts, y[train])
+        baseline_eval = holdout_evaluation(y[held], baseline.predict_proba(held_texts), len(train))
+
+        finetuned = FineTunedClassifier(spec.classes, settings).fit(train_texts, y[train], self.progress)
+        finetuned_eval = holdout_evaluation(y[held], finetuned.predict_proba(held_texts, self.progress), len(train))
+        outcome, reason = judge(finetuned_eval, baseline_eval, len(y), in_use.n_labels if in_use else 0)
+        decision = Decision(
+            outcome, len(y), finetuned_eval.to_dict(), baseline_eval.to_dict(), reason, time.time(), job_id=self.job_id
+        )
+        log.info("project %s: fine-tune %s (%s)", self.project_id, outcome, reason)
+        if outcome != "adopted":
+            with self._locked():
+                return self.registry.record(decision, None)
+        return self._adopt(decision, finetuned, spec, settings, [*labeled, *pool])
+
+    def _adopt(self, decision: Decision, finetuned: FineTunedClassifier, spec, settings, tasks: list[LabeledTask | PoolTask]) -> Decision:
+        """Save the encoder, embed the tasks with it (unlocked: minutes), then record it and store the vectors at once."""
+        staged = self.registry.staging_folder()
+        finetuned.save_encoder(staged)
+        encoder = FrozenEncoderClassifier(spec.classes, settings, model_path=str(staged))
+        # The fingerprint names what the encoder computes, not where it lives: it holds after the move below.
+        fingerprint, dim = encoder.fingerprint, encoder.dim
+        vectors = encoder.embed([t.text for t in tasks], self.progress)
+        with self._locked():
+            decision = self.registry.record(decision, staged)
+            cache = EmbeddingCache(self.store.project_dir(self.project_id) / "embeddings", fingerprint, dim)
+            cache.store([t.id for t in tasks], [t.text for t in tasks], vectors)
+        enqueue_retrain(self.redis, self.service, self.project_id, reason="encoder adopted")
+        return decision
+
+
+def judge(finetuned: Evaluation, baseline: Evaluation, n_labels: int, in_use_labels: int) -> tuple[str, str]:
+    """``adopted`` only when the fine-tune is at least as good on the held-out labels and not trained on fewer
+    labels than the encoder in use; ties go to the fine-tune, which saw the same labels end to end."""
+    if n_labels < in_use_labels:
+        return "stale", f"trained on {n_labels} labels; the encoder in use saw {in_use_labels}"
+    mine, theirs = (finetuned.accuracy, finetuned.f1_macro), (baseline.accuracy, baseline.f1_macro)
+    verdict = "adopted" if mine >= theirs else "rejected"
+    return verdict, (
+        f"held-out accuracy {finetuned.accuracy:.3f} / macro-F1 {finetuned.f1_macro:.3f} against the head over the "
+        f"encoder in use at {baseline.accuracy:.3f} / {baseline.f1_macro:.3f}, on {finetuned.n_eval} held-out labels"
+    )

@@ -1,0 +1,77 @@
+"""The fast and full paths' rules: when a fine-tune is queued, when it is adopted, and what the registry keeps."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from rq import Queue
+
+from backend.encoders import KEEP_ENCODERS, Decision, EncoderRegistry
+from backend.evaluation import Evaluation
+from backend.full_path import judge
+from backend.history import suggestion_acceptance
+from backend.model_store import PoolRanking
+from backend.queueing import FINETUNE, enqueue_finetune_if_due, pending_key
+
+
+def evaluation(accuracy: float, f1: float) -> Evaluation:
+    return Evaluation(8, 4, accuracy, f1, f1, f1, note="held out")
+
+
+def test_a_fine_tune_is_adopted_only_when_not_worse_and_not_trained_on_fewer_labels():
+    assert judge(evaluation(0.9, 0.9), evaluation(0.8, 0.8), 40, 20)[0] == "adopted"
+    assert judge(evaluation(0.8, 0.8), evaluation(0.8, 0.8), 40, 20)[0] == "adopted"  # a tie: it saw the labels end to end
+    verdict, reason = judge(evaluation(0.7, 0.9), evaluation(0.8, 0.1), 40, 20)
+    assert verdict == "rejected" and "0.700" in reason and "0.800" in reason
+    assert judge(evaluation(1.0, 1.0), evaluation(0.5, 0.5), 30, 40)[0] == "stale"
+
+
+def decision(outcome: str, n_labels: int, at: float) -> Decision:
+    return Decision(outcome, n_labels, {"accuracy": 0.9}, {"accuracy": 0.8}, "why", at)
+
+
+def test_the_registry_adopts_into_a_folder_discards_the_rest_and_keeps_the_newest_encoders(tmp_path):
+    registry = EncoderRegistry(tmp_path)
+    assert registry.newest() is None and registry.newest_path() is None  # the base model
+    staged = registry.staging_folder()
+    (staged / "config.json").write_text("{}")
+    rejected = registry.record(decision("rejected", 10, time.time()), staged)
+    assert rejected.folder is None and not staged.exists() and registry.newest() is None
+
+    adopted = []
+    for n in range(KEEP_ENCODERS + 2):
+        staged = registry.staging_folder()
+        (staged / "config.json").write_text("{}")
+        adopted.append(registry.record(decision("adopted", 20 + n, 1000.0 + n), staged))
+        assert registry.newest_path() == str(registry.folder / adopted[-1].folder)
+    on_disk = sorted(p.name for p in registry.folder.iterdir())
+    assert on_disk == sorted(d.folder for d in adopted[-KEEP_ENCODERS:])
+    assert [d.outcome for d in registry.decisions()] == ["rejected"] + ["adopted"] * len(adopted)
+
+
+def test_the_full_path_is_queued_every_n_labels_and_at_once_when_asked(redis, service_settings):
+    queue = Queue(service_settings.finetune_queue, connection=redis)
+    assert enqueue_finetune_if_due(redis, service_settings, 5, n_labels=9, every=10) is None
+    first = enqueue_finetune_if_due(redis, service_settings, 5, n_labels=10, every=10)
+    assert first is not None and queue.job_ids == [first.job_id]
+    assert enqueue_finetune_if_due(redis, service_settings, 5, n_labels=15, every=10) is None
+    redis.delete(pending_key(5, FINETUNE))  # the first one started
+    second = enqueue_finetune_if_due(redis, service_settings, 5, n_labels=20, every=10)
+    assert second is not None and not second.coalesced
+    asked = enqueue_finetune_if_due(redis, service_settings, 5, n_labels=21, every=10, reason="START_TRAINING")
+    assert asked is not None and asked.coalesced  # the second is still waiting: no third job
+
+
+def test_suggestion_acceptance_is_a_prequential_evaluation_of_the_version():
+    ranking = PoolRanking.build(
+        [1, 2, 3, 4, 5], np.linspace(0, 1, 5), np.zeros(5), np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.4, 0.6], [0.5, 0.5]])
+    )
+    suggested = ranking.predicted.tolist()
+    labels = {1: "a", 2: "b", 3: "b", 9: "a"}  # task 9 was not in the version's pool
+    acceptance = suggestion_acceptance(ranking, labels.items(), ["a", "b"])
+    answers = [["a", "b"].index(labels[t]) for t in (1, 2, 3)]
+    accepted = sum(int(s == a) for s, a in zip(suggested[:3], answers))
+    assert (acceptance["n"], acceptance["accepted"]) == (3, accepted)
+    assert acceptance["prequential"]["accuracy"] == pytest.approx(accepted / 3)
+    assert set(acceptance["prequential"]) == {"accuracy", "precision_macro", "recall_macro", "f1_macro"}
