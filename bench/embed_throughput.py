@@ -10,6 +10,10 @@ Both embed the same texts with the bundled MiniLM and mean pooling, in this one 
   ``torch.inference_mode``).
 It checks that both give the same vectors (cosine > 0.999), then prints texts/s and the ratio; the ratio is
 what bench/RESULTS.md records, not the absolute seconds (machines are noisy).
+
+It also prints the encoder's achieved TFLOP/s (from the model's shape: 2 FLOPs per weight per token, plus
+attention) and, on CUDA, that as a fraction of the bf16 matmul peak measured on the same GPU a moment
+before (model FLOPs utilisation, MFU).
 """
 from __future__ import annotations
 
@@ -60,6 +64,13 @@ def main() -> None:
     ours = encoder.map_batches(texts, lambda batch: mean_pool(model(**batch).last_hidden_state, batch["attention_mask"]), None, "embed")
     ours_s = time.perf_counter() - started
 
+    tokens = sum(len(ids) for ids in tokenizer(texts, truncation=True, max_length=args.max_length)["input_ids"])
+    achieved = tokens * forward_flops_per_token(model.config, tokens / len(texts)) / ours_s / 1e12
+    print(f"backend encoder: {achieved:.3f} TFLOP/s achieved")
+    if device.type == "cuda":
+        peak = measured_bf16_peak_tflops(torch, device)
+        print(f"bf16 matmul peak measured here: {peak:.0f} TFLOP/s; MFU {achieved / peak:.1%}")
+
     cosine = (baseline * ours).sum(1) / (np.linalg.norm(baseline, axis=1) * np.linalg.norm(ours, axis=1))
     lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=args.max_length)["input_ids"]]
     print(f"dataset {args.dataset}: {len(texts)} texts, tokens per text median {int(np.median(lengths))}, max {max(lengths)}; "
@@ -70,6 +81,26 @@ def main() -> None:
     print(f"ratio: {baseline_s / ours_s:.2f}x")
     if cosine.min() < 0.999:
         raise SystemExit("the two embeddings disagree: the comparison is not like for like")
+
+
+def forward_flops_per_token(config, mean_tokens: float) -> float:
+    """2 FLOPs per weight of the transformer layers, plus QK^T and AV over a sequence of ``mean_tokens``."""
+    hidden, ffn, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    return layers * (2 * (4 * hidden * hidden + 2 * hidden * ffn) + 4 * mean_tokens * hidden)
+
+
+def measured_bf16_peak_tflops(torch, device, size: int = 8192, repeats: int = 20) -> float:
+    """The best bf16 matmul rate this GPU reaches right now: the denominator of MFU."""
+    a = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+    b = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    torch.cuda.synchronize()
+    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e12
 
 
 if __name__ == "__main__":
