@@ -67,9 +67,10 @@ def enqueue(redis: Redis, service: ServiceSettings, project_id: int, reason: str
     job_id = f"{kind.name}-{int(project_id)}-{uuid.uuid4().hex[:12]}"
     if not redis.set(key, job_id, nx=True):
         waiting = redis.get(key)
-        if waiting is not None and _is_alive(redis, waiting.decode()):
+        if waiting is not None and _is_alive(redis, waiting.decode(), kind.queue(service)):
             return Enqueued(waiting.decode(), coalesced=True)
-        # The job named in ``pending`` died without clearing it (worker killed, Redis flushed): replace it.
+        # The job named in ``pending`` died without clearing it (worker killed, Redis flushed), or waits in a
+        # queue no worker serves any more (the queue was renamed): replace it.
         redis.set(key, job_id)
     Queue(kind.queue(service), connection=redis).enqueue(
         kind.function,
@@ -96,9 +97,9 @@ def _fetch(redis: Redis, job_id: str) -> Job | None:
         return None
 
 
-def _is_alive(redis: Redis, job_id: str) -> bool:
+def _is_alive(redis: Redis, job_id: str, queue: str) -> bool:
     job = _fetch(redis, job_id)
-    return job is not None and job.get_status() in _ALIVE
+    return job is not None and job.origin == queue and job.get_status() in _ALIVE
 
 
 def is_dead(redis: Redis, job_id: str) -> bool:

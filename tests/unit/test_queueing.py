@@ -1,6 +1,7 @@
 """Coalescing and the project lock, against a real Redis and real RQ queues."""
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 from rq import Queue
@@ -47,6 +48,14 @@ def test_a_dead_pending_job_does_not_block_new_retrains(redis, service_settings)
     redis.set(pending_key(4), "retrain-4-vanished")  # e.g. Redis lost the job but kept the key
     fresh = enqueue_retrain(redis, service_settings, 4, "after loss")
     assert not fresh.coalesced and redis.get(pending_key(4)).decode() == fresh.job_id
+
+
+def test_a_job_waiting_in_a_queue_no_worker_serves_any_more_is_replaced(redis, service_settings):
+    old = enqueue_retrain(redis, service_settings, 4, "before the queue was renamed")
+    renamed = replace(service_settings, queue_name=service_settings.queue_name + "-renamed")
+    fresh = enqueue_retrain(redis, renamed, 4, "after")
+    assert not fresh.coalesced and fresh.job_id != old.job_id
+    assert Queue(renamed.queue_name, connection=redis).job_ids == [fresh.job_id]
 
 
 def test_release_only_clears_its_own_slot(redis, service_settings):
