@@ -189,8 +189,11 @@ def create_app(service: ServiceSettings | None = None, redis: Redis | None = Non
         add_hints(redis, project_id, hinted_task_ids(body))
         if action == "START_TRAINING":
             request_resync(redis, project_id, action)
-            enqueue_full_path(project_id, action)
+        # The fast retrain first: a lone worker takes queued jobs in order, and the ranking should not wait
+        # for a fine-tune.
         enqueued = enqueue_retrain(redis, service, project_id, reason=action)
+        if action == "START_TRAINING":
+            enqueue_full_path(project_id, action)
         result = "coalesced" if enqueued.coalesced else "queued"
         record_webhook(redis, action, result)
         return jsonify(status=result, job_id=enqueued.job_id), 201
@@ -205,8 +208,8 @@ def create_app(service: ServiceSettings | None = None, redis: Redis | None = Non
         if not connected(project_id):
             raise NotConnectedHere(f"/train for project {project_id}, which never connected this backend (no /setup from it)")
         request_resync(redis, project_id, "train")
-        enqueue_full_path(project_id, "train")
         enqueued = enqueue_retrain(redis, service, project_id, reason="train")
+        enqueue_full_path(project_id, "train")
         return jsonify(status="coalesced" if enqueued.coalesced else "queued", job={"id": enqueued.job_id}), 201
 
     @routes.get("/versions")

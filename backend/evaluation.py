@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,17 +59,21 @@ def holdout_split(y: np.ndarray, eval_fraction: float, seed: int) -> tuple[np.nd
 
 
 def cross_validated_head(X: np.ndarray, y: np.ndarray, seed: int) -> Evaluation:
-    """The head's metrics under stratified k-fold cross-validation on the labels' embeddings.
+    """The head's metrics under k-fold cross-validation on the labels' embeddings (stratified where it can be).
 
     Cheap (a few logistic regressions over cached embeddings), so every fast retrain reports it without
-    training a second model; every label then counts for both training and evaluation. Folds shrink to
-    the rarest class's count; under 2 labels in some class there is no honest estimate.
+    training a second model; every label then counts for both training and evaluation. Up to 5 folds of at
+    least 2 labels. A class with a single label is still scored: its fold's head never saw the class, so
+    the label counts as an error, which is what the model would do with the next such task.
     """
-    folds = _folds(y)
-    if folds < 2:
-        return Evaluation(len(y), 0, None, None, None, None, note=f"{len(y)} labels: too few per class to cross-validate")
+    folds = min(5, len(y) // 2)
+    if folds < 2 or len(set(y.tolist())) < 2:
+        return Evaluation(len(y), 0, None, None, None, None, note=f"{len(y)} labels: too few to cross-validate")
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    predicted = cross_val_predict(head_estimator(seed), X, y, cv=cv)
+    with warnings.catch_warnings():
+        # "The least populated class has fewer members than n_splits": expected with few labels, see above.
+        warnings.simplefilter("ignore", UserWarning)
+        predicted = cross_val_predict(head_estimator(seed), X, y, cv=cv)
     return Evaluation(len(y) - len(y) // folds, len(y), **classification_metrics(y, predicted), note=f"{folds}-fold cross-validation")
 
 

@@ -41,6 +41,9 @@ from backend.task_mirror import TaskMirror
 
 log = logging.getLogger(__name__)
 
+#: Held-out labels a fine-tune is judged on at least: fewer make adoption a coin toss.
+MIN_JUDGED = 5
+
 
 def finetune(project_id: int) -> dict[str, Any]:
     job = get_current_job()
@@ -99,6 +102,11 @@ class FullPath:
                 "judged against the encoder in use; raise eval_fraction or label more"
             )
         train, held = split
+        if len(held) < MIN_JUDGED:
+            raise Skip(
+                f"eval_fraction={settings.eval_fraction} of {len(y)} labels holds out {len(held)}; judging a fine-tune "
+                f"against the encoder in use needs at least {MIN_JUDGED} held-out labels"
+            )
         texts = [task.text for task in labeled]
         train_texts, held_texts = [texts[i] for i in train], [texts[i] for i in held]
 

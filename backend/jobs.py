@@ -34,7 +34,7 @@ from backend.metrics import StageTimes, record_embedding_cache, record_predictio
 from backend.model_store import ModelStore, ModelVersion, PoolRanking, write_json
 from backend.project_lock import HeldLock, project_lock
 from backend.project_state import save_retrain_outcome
-from backend.queueing import enqueue_finetune_if_due, is_dead, release_pending
+from backend.queueing import enqueue_finetune_if_due, is_dead, pending_key, release_pending
 from backend.scoring import (
     StrategyUnavailable,
     collect_outputs,
@@ -130,22 +130,37 @@ def choose_phase(settings: ProjectSettings, labels: np.ndarray) -> tuple[str, st
     )
 
 
-def prune(ls: LabelStudioClient, store: ModelStore, project_id: int, held: HeldLock) -> list[str]:
+def prune(
+    ls: LabelStudioClient, store: ModelStore, project_id: int, held: HeldLock, keep_within: int | None = None
+) -> list[str]:
     """Delete this backend's older versions from Label Studio; the caller holds the project lock.
 
     Only versions in the project's ledger are candidates, so an owner's own versions are never touched,
     and neither the version active in Label Studio nor the one this backend activated is deleted.
+
+    LS deletes predictions one by one (a signal per row: about 150 per second), so with ``keep_within`` (a
+    retrain is waiting: an annotator is labeling) only the oldest versions are deleted, just enough that the
+    backend's predictions stored in LS stay within ``keep_within``; the rest waits for a quieter retrain.
     """
     ledger_file = store.ledger(project_id)
     ledger = ledger_file.read()
-    in_ls = {version for version, count in ls.prediction_versions(project_id).items() if count}
+    counts = {version: count for version, count in ls.prediction_versions(project_id).items() if count}
     ls_active = ls.project(project_id)["model_version"]
-    doomed = ledger.prunable(in_ls, ls_active)
+    doomed = ledger.prunable(set(counts), ls_active)
+    if keep_within is not None:
+        stored = sum(counts[version] for version in ledger.written if version in counts)
+        needed = []
+        for version in doomed:
+            if stored <= keep_within:
+                break
+            needed.append(version)
+            stored -= counts[version]
+        doomed = needed
     for version in doomed:
         held.ensure_held()
         ls.delete_version(project_id, version)
     # Versions Label Studio no longer holds (deleted here, or by the owner) leave the ledger.
-    gone = {version for version in ledger.written if version not in in_ls or version in doomed} - {ledger.active, ls_active}
+    gone = {version for version in ledger.written if version not in counts or version in doomed} - {ledger.active, ls_active}
     ledger_file.write(ledger.without(gone))
     return doomed
 
@@ -280,7 +295,10 @@ class Retrain:
         if self.settings.model_mode == "finetune" and trainable:
             enqueue_finetune_if_due(self.redis, self.service, self.project_id, len(labeled), self.settings.finetune_every)
         with stage("prune"):
-            pruned = prune(ls, store, self.project_id, self.held)
+            # With a label waiting, keep room for its version's write: stored <= pool + 2 * top_k at any time.
+            waiting = self.redis.exists(pending_key(self.project_id))
+            keep_within = len(pool) + self.settings.top_k if waiting else None
+            pruned = prune(ls, store, self.project_id, self.held, keep_within)
             removed = store.remove_older_than(self.project_id, KEEP_LOCAL_VERSIONS)
         seconds = round(time.monotonic() - started, 2)
         log.info("project %s: %s active after %.1f s; pruned LS versions %s, local %s", self.project_id, version, seconds, pruned, removed)

@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import shutil
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -35,10 +32,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from backend.demo import LabelStudioAPI  # noqa: E402
-from backend.ls_database import LabelStudioDatabase, drop_postgres_database  # noqa: E402
-from backend.processes import free_port, wait_until  # noqa: E402
-from backend.stack import LabelStudioAccount, backend_env, start_backend, start_label_studio, start_worker  # noqa: E402
-from backend.url_secret import connect_url  # noqa: E402
+from backend.processes import wait_until  # noqa: E402
+from bench.bench_stack import start_bench_stack  # noqa: E402
 from bench.datasets import load  # noqa: E402
 
 TOP_K = 500
@@ -88,9 +83,9 @@ def measure(project: Project, n_labeled: int, drop_cache: bool) -> float:
 
 def run_size(stack: dict, size: int, rounds: int) -> dict:
     texts, labels = load("rotten")
-    project = Project(stack["ls"], stack["backend_url"], stack["model_dir"], texts[:size], labels[:size])
+    project = Project(stack.ls, stack.backend_url, stack.model_dir, texts[:size], labels[:size])
     started = time.monotonic()
-    project.ls.connect_backend(project.id, stack["backend_url"], {"model_mode": "head", "strategy": "margin", "top_k": TOP_K})
+    project.ls.connect_backend(project.id, stack.backend_url, {"model_mode": "head", "strategy": "margin", "top_k": TOP_K})
     wait_until(lambda: project.version().startswith("al-p"), "the connect-time ranking", 900)
     cold_s = time.monotonic() - started
     n = 0
@@ -119,24 +114,9 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
 
-    run_dir = Path(tempfile.mkdtemp(prefix="warm-path-"))
-    account, secret = LabelStudioAccount(), f"bench-{secrets.token_hex(12)}"
-    database = LabelStudioDatabase.postgres(f"ls_bench_{uuid.uuid4().hex[:10]}")
     rows = []
     with ExitStack() as cleanup:
-        cleanup.callback(shutil.rmtree, run_dir, True)
-        ls_service, ls_url = start_label_studio(free_port(), run_dir / "ls", run_dir / "logs", account, database)
-        cleanup.callback(drop_postgres_database, database)
-        cleanup.callback(ls_service.stop)
-        env = {
-            **backend_env("redis://127.0.0.1:6379/11", ls_url, account.token, run_dir / "models"),
-            "AL_URL_SECRET": secret, "AL_QUEUE": f"bench-{uuid.uuid4().hex[:6]}", "AL_MAX_LENGTH": "64",
-        }
-        backend, root = start_backend(free_port(), env, run_dir / "logs")
-        cleanup.callback(backend.stop)
-        worker = start_worker(env, run_dir / "logs")
-        cleanup.callback(worker.stop)
-        stack = {"ls": LabelStudioAPI(ls_url, account.token), "backend_url": connect_url(root, secret), "model_dir": run_dir / "models"}
+        stack = start_bench_stack(cleanup, "warm-path", {"AL_MAX_LENGTH": "64"})
         for size in sizes:
             row = run_size(stack, size, args.rounds)
             print(row, flush=True)

@@ -79,8 +79,11 @@ def test_the_cross_validated_head_is_sklearns_cross_val_predict_of_the_same_head
     assert evaluation.accuracy == pytest.approx(accuracy_score(y, expected))
     assert evaluation.f1_macro == pytest.approx(f1_score(y, expected, average="macro"))
     assert evaluation.n_eval == 18 and "5-fold" in evaluation.note
-    too_few = cross_validated_head(X[:4], np.array([0, 1, 1, 1]), seed=0)
+    too_few = cross_validated_head(X[:3], np.array([0, 1, 1]), seed=0)
     assert too_few.accuracy is None and "too few" in too_few.note
+    # A class with one label is scored too, as the error it is for a head that never saw the class.
+    lone = cross_validated_head(X[:7], np.array([0, 1, 2, 0, 1, 0, 1]), seed=0)
+    assert lone.n_eval == 7 and lone.accuracy is not None and "3-fold" in lone.note
 
 
 def test_holdout_evaluation_scores_the_argmax():
