@@ -63,17 +63,21 @@ def cross_validated_head(X: np.ndarray, y: np.ndarray, seed: int) -> Evaluation:
 
     Cheap (a few logistic regressions over cached embeddings), so every fast retrain reports it without
     training a second model; every label then counts for both training and evaluation. Up to 5 folds of at
-    least 2 labels. A class with a single label is still scored: its fold's head never saw the class, so
+    least 2 labels, and no more folds than the commonest class has labels. A class with a single label is still scored: its fold's head never saw the class, so
     the label counts as an error, which is what the model would do with the next such task.
     """
-    folds = min(5, len(y) // 2)
+    # StratifiedKFold needs some class with at least one label per fold.
+    folds = min(5, len(y) // 2, int(np.bincount(y).max()) if len(y) else 0)
     if folds < 2 or len(set(y.tolist())) < 2:
         return Evaluation(len(y), 0, None, None, None, None, note=f"{len(y)} labels: too few to cross-validate")
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    with warnings.catch_warnings():
-        # "The least populated class has fewer members than n_splits": expected with few labels, see above.
-        warnings.simplefilter("ignore", UserWarning)
-        predicted = cross_val_predict(head_estimator(seed), X, y, cv=cv)
+    try:
+        with warnings.catch_warnings():
+            # "The least populated class has fewer members than n_splits": expected with few labels, see above.
+            warnings.simplefilter("ignore", UserWarning)
+            predicted = cross_val_predict(head_estimator(seed), X, y, cv=cv)
+    except ValueError as error:  # metrics must never cost the ranking: report why there are none
+        return Evaluation(len(y), 0, None, None, None, None, note=f"no cross-validated estimate: {error}")
     return Evaluation(len(y) - len(y) // folds, len(y), **classification_metrics(y, predicted), note=f"{folds}-fold cross-validation")
 
 

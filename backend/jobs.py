@@ -85,7 +85,9 @@ def retrain(project_id: int) -> dict[str, Any]:
             record_predictions_written(redis, result["predictions_written"])
             record_embedding_cache(redis, **result["embedding_cache"])
             keys = ("status", "model_version", "seconds", "n_labeled", "n_pool", "phase", "skipped_tasks", "pruned", "embedding_cache", "read")
-            outcome = {key: result[key] for key in keys} | {"peak_rss_mb": peak_rss_mb()}
+            outcome = {key: result[key] for key in keys} | {
+                "peak_rss_mb": peak_rss_mb(), "stages": {name: round(s, 3) for name, s in times.with_total().items()},
+            }
         except NotConnected as why:
             log.warning("project %s: refused: %s", project_id, why)
             result = outcome = {"status": "refused", "reason": str(why)}
@@ -208,6 +210,16 @@ class Retrain:
         return self.connection.project_id
 
     def run(self) -> dict[str, Any]:
+        try:
+            return self._run()
+        except (Skip, UnsupportedLabelConfig, StrategyUnavailable, MissingOutputsError):
+            # Nothing to publish, but a prune deferred by an earlier retrain (a label was waiting) is done now,
+            # unless a label is waiting again.
+            if not self.redis.exists(pending_key(self.project_id)):
+                prune(self.connection.ls, self.store, self.project_id, self.held)
+            raise
+
+    def _run(self) -> dict[str, Any]:
         started = time.monotonic()
         ls, store, stage = self.connection.ls, self.store, self.times.stage
         leftovers = store.remove_stale_staging(self.project_id)

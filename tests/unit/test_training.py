@@ -84,6 +84,9 @@ def test_the_cross_validated_head_is_sklearns_cross_val_predict_of_the_same_head
     # A class with one label is scored too, as the error it is for a head that never saw the class.
     lone = cross_validated_head(X[:7], np.array([0, 1, 2, 0, 1, 0, 1]), seed=0)
     assert lone.n_eval == 7 and lone.accuracy is not None and "3-fold" in lone.note
+    # 6 labels over 5 classes (the first labels of a BBC project): as many folds as the commonest class has labels.
+    spread = cross_validated_head(X[:6], np.array([0, 1, 2, 3, 4, 0]), seed=0)
+    assert spread.n_eval == 6 and "2-fold" in spread.note
 
 
 def test_holdout_evaluation_scores_the_argmax():
