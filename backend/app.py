@@ -30,9 +30,10 @@ from backend.metrics import metrics_response, record_webhook
 from backend.model_store import ModelStore
 from backend.predictor import Predictor
 from backend.project_state import SetupRecord, load_retrain_outcomes, parse_project_id
-from backend.queueing import FINETUNE, RETRAIN, JobKind, enqueue, enqueue_retrain, pending_key
+from backend.queueing import FINETUNE, RESYNC, RETRAIN, JobKind, enqueue, enqueue_retrain, pending_key
 from backend.settings import ProjectSettings, ServiceSettings, SettingsError
 from backend.task_hints import add_hints, hinted_task_ids, request_resync
+from backend.task_mirror import TaskMirror, mirror_folder
 from backend.url_secret import resolve_url_secret
 from strategies import STRATEGY_NAMES
 
@@ -251,6 +252,7 @@ def create_app(service: ServiceSettings | None = None, redis: Redis | None = Non
             last_retrain=outcomes[0] if outcomes else None,
             queue=_queue_status(redis, service, project_id),
             full_path=_full_path_status(redis, service, store, project_id, setup_record),
+            task_mirror=_mirror_status(redis, service, store, project_id),
             encoder=meta.get("encoder"),
             read=meta.get("read"),
             warnings=warnings,
@@ -323,6 +325,13 @@ def _project_id(body: dict[str, Any]) -> int:
         raise BadRequest(str(exc)) from None
 
 
+def _mirror_status(redis: Redis, service: ServiceSettings, store: ModelStore, project_id: int) -> dict[str, Any]:
+    """The last full read of the project's tasks, and the resync job's queue."""
+    folder = mirror_folder(store.project_dir(project_id))
+    last = TaskMirror(folder, service.resync_s).last_full_read() if (folder / "tasks.sqlite3").is_file() else None
+    return {"last_full_read": last, "resync": _queue_status(redis, service, project_id, RESYNC)}
+
+
 def _full_path_status(redis: Redis, service: ServiceSettings, store: ModelStore, project_id: int, setup_record) -> dict[str, Any] | None:
     """Fine-tunes of the encoder: queued or running, and the last decisions (adopted, rejected, stale, ...)."""
     if setup_record is None or setup_record.settings.model_mode != "finetune":
@@ -342,6 +351,6 @@ def _queue_status(redis: Redis, service: ServiceSettings, project_id: int, kind:
     running = []
     for job_id in queue.started_job_registry.get_job_ids():
         job = Job.fetch(job_id, connection=redis)
-        if job.args and job.args[0] == project_id:
+        if job.args and job.args[0] == project_id and job.func_name == kind.function:
             running.append({"job_id": job_id, "progress": job.get_meta(refresh=False).get("progress")})
     return {"pending_job": pending.decode() if pending else None, "running": running, "queued_total": queue.count}

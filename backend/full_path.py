@@ -37,7 +37,7 @@ from backend.model_store import ModelStore
 from backend.project_lock import project_lock
 from backend.queueing import FINETUNE, enqueue_retrain, is_dead, release_pending
 from backend.settings import ServiceSettings, SettingsError
-from backend.task_mirror import TaskMirror
+from backend.task_mirror import TaskMirror, mirror_folder
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class FullPath:
             connection = connect(self.service, self.store, self.redis, self.project_id)
             settings, ls = connection.settings, connection.ls
             spec = parse_label_config(ls.project(self.project_id)["label_config"])
-            mirror = TaskMirror(self.store.project_dir(self.project_id) / "task-mirror", self.service.resync_s)
+            mirror = TaskMirror(mirror_folder(self.store.project_dir(self.project_id)), self.service.resync_s)
             mirror.refresh(ls, self.project_id, spec)
             labeled, pool = mirror.labeled(), mirror.pool()
             in_use = self.registry.newest()

@@ -32,9 +32,9 @@ from backend.ls_client import LabeledTask, LabelStudioClient, PoolTask
 from backend.frozen_head import FrozenEncoderClassifier
 from backend.metrics import StageTimes, record_embedding_cache, record_predictions_written, record_retrain
 from backend.model_store import ModelStore, ModelVersion, PoolRanking, write_json
-from backend.project_lock import HeldLock, project_lock
+from backend.project_lock import HeldLock, lock_for, project_lock
 from backend.project_state import save_retrain_outcome
-from backend.queueing import enqueue_finetune_if_due, is_dead, pending_key, release_pending
+from backend.queueing import RESYNC, enqueue, enqueue_finetune_if_due, is_dead, pending_key, release_pending
 from backend.scoring import (
     StrategyUnavailable,
     collect_outputs,
@@ -43,7 +43,7 @@ from backend.scoring import (
 )
 from backend.settings import ProjectSettings, ServiceSettings, SettingsError
 from backend.task_hints import clear_hints, clear_resync, pending_hints, pending_resync
-from backend.task_mirror import RefreshReport, TaskMirror
+from backend.task_mirror import RefreshReport, TaskMirror, mirror_folder
 from backend.training import TextClassifier
 from strategies import MissingOutputsError, QueryStrategy, make_strategy
 from strategies.stopping import RoundStatistics, StoppingCriterion, round_statistics
@@ -227,7 +227,7 @@ class Retrain:
             log.warning("project %s: removed staging folders of killed publishes: %s", self.project_id, leftovers)
         with stage("read"):
             spec = parse_label_config(ls.project(self.project_id)["label_config"])
-            mirror = TaskMirror(store.project_dir(self.project_id) / "task-mirror", self.service.resync_s)
+            mirror = TaskMirror(mirror_folder(store.project_dir(self.project_id)), self.service.resync_s)
             read = self._refresh(mirror, spec)
             labeled, pool = mirror.labeled(), mirror.pool()
         log.info("project %s: %s read of %d tasks (%s)", self.project_id, read.mode, read.read, read.why or "changes only")
@@ -321,15 +321,17 @@ class Retrain:
         }
 
     def _refresh(self, mirror: TaskMirror, spec) -> RefreshReport:
-        """Incremental unless a resync was asked for; the webhook hints it used are then forgotten."""
-        hints, resync = pending_hints(self.redis, self.project_id), pending_resync(self.redis, self.project_id)
-        report = mirror.refresh(
-            self.connection.ls, self.project_id, spec, hinted_ids=hints,
-            force_full=f"resync asked for ({resync})" if resync else None,
-        )
+        """Read what changed; the webhook hints used are then forgotten. A full resync that is due (periodic, or
+        asked for by the owner) is queued for ``backend.resync``, never run here under the project lock."""
+        hints, asked = pending_hints(self.redis, self.project_id), pending_resync(self.redis, self.project_id)
+        report = mirror.refresh(self.connection.ls, self.project_id, spec, hinted_ids=hints, progress=self.progress)
         clear_hints(self.redis, self.project_id, hints)
-        if resync:
-            clear_resync(self.redis, self.project_id, resync)
+        reason = f"resync asked for ({asked})" if asked else report.resync_due
+        resync_running = lock_for(self.redis, self.project_id, scope="resync").locked()
+        if reason and report.mode == "incremental" and (asked or not resync_running):
+            enqueue(self.redis, self.service, self.project_id, reason, RESYNC, args=(reason,))
+        if asked:
+            clear_resync(self.redis, self.project_id, asked)
         return report
 
     def _strategy(self, phase: str) -> QueryStrategy:

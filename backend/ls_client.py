@@ -14,6 +14,7 @@ import logging
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Iterator, Sequence
 
 from label_studio_sdk import LabelStudio
@@ -122,6 +123,11 @@ class LabelStudioClient:
     def ml_backends(self, project_id: int) -> list[dict[str, Any]]:
         """The project's ML-backend connections as Label Studio records them (url, extra_params, ...)."""
         return [_as_dict(record) for record in self.sdk.ml.list(project=project_id)]
+
+    def server_time(self) -> str:
+        """Label Studio's clock now (its ``Date`` header, whole seconds, rounded down), in ``ls_timestamp`` form:
+        the same clock that stamps ``updated_at``."""
+        return ls_timestamp(parsedate_to_datetime(self._raw("GET", "api/version").headers["Date"]))
 
     def task_count(self, project_id: int) -> int:
         """How many tasks the project holds, as LS counts them."""

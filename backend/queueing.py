@@ -46,6 +46,8 @@ class JobKind:
 
 RETRAIN = JobKind("retrain", "backend.jobs.retrain", "retrain", "queue_name")
 FINETUNE = JobKind("finetune", "backend.full_path.finetune", "fine-tune the encoder of", "finetune_queue")
+#: Full re-reads of a project's tasks share the slow lane with fine-tunes (``backend.resync``).
+RESYNC = JobKind("resync", "backend.resync.resync", "re-read every task of", "finetune_queue")
 
 
 def pending_key(project_id: int, kind: JobKind = RETRAIN) -> str:
@@ -62,7 +64,9 @@ def enqueue_retrain(redis: Redis, service: ServiceSettings, project_id: int, rea
     return enqueue(redis, service, project_id, reason, RETRAIN)
 
 
-def enqueue(redis: Redis, service: ServiceSettings, project_id: int, reason: str, kind: JobKind) -> Enqueued:
+def enqueue(
+    redis: Redis, service: ServiceSettings, project_id: int, reason: str, kind: JobKind, args: tuple = ()
+) -> Enqueued:
     key = pending_key(project_id, kind)
     job_id = f"{kind.name}-{int(project_id)}-{uuid.uuid4().hex[:12]}"
     if not redis.set(key, job_id, nx=True):
@@ -75,6 +79,7 @@ def enqueue(redis: Redis, service: ServiceSettings, project_id: int, reason: str
     Queue(kind.queue(service), connection=redis).enqueue(
         kind.function,
         project_id,
+        *args,
         job_id=job_id,
         description=f"{kind.description} project {project_id} ({reason})",
         job_timeout=service.job_timeout_s,

@@ -6,13 +6,20 @@ annotation and whether LS counts it completed, in SQLite under ``MODEL_DIR/proje
 
 A refresh is one of:
 
-- **full**: every task, as before. The first read, a changed label config, a drift found by the count
-  check, a resync asked for (``/train``, START_TRAINING) and one every ``AL_RESYNC_S`` seconds.
+- **full**: every task, as before. Inline only when the mirror cannot serve without it: the first read, a
+  changed label config, or a drift found by the count check.
 - **incremental**: tasks whose ``updated_at`` is at or past the watermark minus ``OVERLAP_S``, plus the task
   ids webhooks named since the last read. LS bumps a task's ``updated_at`` when the task is created or
   edited and when one of its annotations is saved or deleted (``Annotation.update_task`` in LS 1.23).
-  The watermark is the newest ``updated_at`` LS has shown, in LS's own clock, so this machine's clock
-  never matters; the overlap covers transactions that commit after a later one.
+  The watermark is LS's own clock (its ``Date`` header) when the read began, so this machine's clock never
+  matters, and a task changed while a long read was paging is read again next time; the overlap covers
+  transactions that commit after a later one.
+
+The periodic full resync (every ``AL_RESYNC_S``) and one an owner asks for (``/train``, START_TRAINING) never
+run inline: at 100k tasks a full read takes minutes, and the project lock would stop every label's retrain
+for that long. ``RefreshReport.resync_due`` says one is due; ``backend.resync`` reads everything into a
+staging mirror without the lock, swaps it in under the lock, and the next incremental read catches up on
+what changed meanwhile.
 
 Webhooks are hints, never data: a named task is re-read, and one LS no longer returns is dropped. Then the
 mirror's task count must equal LS's ``task_number``; if it does not (a deletion with no webhook, a long import
@@ -23,14 +30,16 @@ One writer at a time: the caller holds the project lock.
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import time
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
+from backend.encoder import Progress
 from backend.labels import TextClassificationSpec
 from backend.ls_client import LabeledTask, LabelStudioClient, PoolTask, SkippedTasks, TaskRecord, ls_timestamp
 
@@ -57,9 +66,15 @@ class RefreshReport:
     read: int
     dropped: int
     n_tasks: int
+    #: Why a full resync is due (it runs in ``backend.resync``), or None.
+    resync_due: str | None = None
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+def mirror_folder(project_dir: Path) -> Path:
+    return Path(project_dir) / "task-mirror"
 
 
 class TaskMirror:
@@ -77,17 +92,28 @@ class TaskMirror:
         *,
         hinted_ids: Iterable[int] = (),
         force_full: str | None = None,
+        progress: Progress | None = None,
     ) -> RefreshReport:
-        """Bring the mirror up to date with LS; ``force_full`` names a reason to read everything."""
+        """Bring the mirror up to date with LS; ``force_full`` names a reason to read everything now."""
         with closing(self._connect()) as db, db:
             meta = dict(db.execute("SELECT key, value FROM meta"))
             why = force_full or self._full_read_reason(meta, spec)
             if why is None:
                 report = self._incremental(db, ls, project_id, spec, meta["watermark"], set(hinted_ids))
                 if report is not None:
-                    return report
+                    return replace(report, resync_due=self._resync_reason(meta))
                 why = "the task count differs from Label Studio's (a deletion without a webhook, or a late import)"
-            return self._full(db, ls, project_id, spec, why)
+            return self._full(db, ls, project_id, spec, why, progress)
+
+    def replace_with(self, staging: "TaskMirror") -> None:
+        """Swap in a mirror a resync built elsewhere; the caller holds the project lock."""
+        os.replace(staging.path, self.path)
+
+    def last_full_read(self) -> dict[str, str | float | None]:
+        with closing(self._connect()) as db:
+            meta = dict(db.execute("SELECT key, value FROM meta"))
+        at = meta.get("full_read_at")
+        return {"at": float(at) if at else None, "why": meta.get("full_read_why")}
 
     def labeled(self) -> list[LabeledTask]:
         """Completed tasks with a text and a label, in id order."""
@@ -119,23 +145,34 @@ class TaskMirror:
             return "first read"
         if meta.get("config") != config_key(spec):
             return "the label config changed"
+        return None
+
+    def _resync_reason(self, meta: dict[str, str]) -> str | None:
         age = time.time() - float(meta.get("full_read_at", 0))
         if age >= self.resync_after_s:
             return f"periodic resync (last full read {age:.0f} s ago; AL_RESYNC_S={self.resync_after_s:g})"
         return None
 
-    def _full(self, db, ls: LabelStudioClient, project_id: int, spec: TextClassificationSpec, why: str) -> RefreshReport:
-        records = list(ls.all_tasks(project_id, spec))
+    def _full(
+        self, db, ls: LabelStudioClient, project_id: int, spec: TextClassificationSpec, why: str, progress: Progress | None
+    ) -> RefreshReport:
+        started = ls.server_time()
+        total = ls.task_count(project_id)
         db.execute("DELETE FROM tasks")
-        _upsert(db, records)
-        watermark = max((r.updated_at for r in records), default=_EPOCH)
-        _set_meta(db, watermark=watermark, config=config_key(spec), full_read_at=str(time.time()))
-        return RefreshReport("full", why, len(records), 0, len(records))
+        read = 0
+        for batch in _batches(ls.all_tasks(project_id, spec), READ_BATCH):
+            _upsert(db, batch)
+            read += len(batch)
+            if progress:
+                progress("read tasks", read, max(read, total))
+        _set_meta(db, watermark=started, config=config_key(spec), full_read_at=str(time.time()), full_read_why=why)
+        return RefreshReport("full", why, read, 0, read)
 
     def _incremental(
         self, db, ls: LabelStudioClient, project_id: int, spec: TextClassificationSpec, watermark: str, hinted: set[int]
     ) -> RefreshReport | None:
         """The changes since ``watermark`` and the hinted tasks; None when the counts then disagree with LS."""
+        started = ls.server_time()
         since = ls_timestamp(datetime.fromisoformat(watermark) - timedelta(seconds=self.overlap_s))
         changed = {record.id: record for record in ls.tasks_updated_since(project_id, spec, since)}
         recheck = sorted(hinted - changed.keys())
@@ -147,12 +184,23 @@ class TaskMirror:
         n_tasks = db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
         if n_tasks != ls.task_count(project_id):
             return None
-        newest = max((r.updated_at for r in records), default=watermark)
-        _set_meta(db, watermark=max(newest, watermark))
+        _set_meta(db, watermark=max(started, watermark))
         return RefreshReport("incremental", "", len(records), len(gone), n_tasks)
 
 
-_EPOCH = "1970-01-01T00:00:00.000000Z"
+#: Tasks written to SQLite per batch during a full read (and per progress report).
+READ_BATCH = 2000
+
+
+def _batches(records: Iterable[TaskRecord], size: int) -> Iterator[list[TaskRecord]]:
+    batch: list[TaskRecord] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def config_key(spec: TextClassificationSpec) -> str:

@@ -21,6 +21,7 @@ from rq import Worker
 import backend.chunked_embedding  # noqa: F401
 import backend.full_path  # noqa: F401
 import backend.jobs  # noqa: F401
+import backend.resync  # noqa: F401
 from backend.settings import ServiceSettings
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 import time
 
 import pytest
+import requests
 
 from backend.demo import LabelStudioAPI
 from backend.labels import parse_label_config
 from backend.ls_client import LabelStudioClient
 from backend.task_mirror import TaskMirror
+from ls_project import BbcProject, backend_status, settled_outcome, wait_for
 
 CLASSES = ["neg", "pos"]
 
@@ -49,8 +51,10 @@ def assert_matches_full_read(mirror: TaskMirror, client: LabelStudioClient, proj
 
 def test_incremental_reads_match_a_full_read_after_every_kind_of_change(project, tmp_path):
     ls, client, project_id = project
-    # No overlap window, so a refresh reads only the tasks changed since the last one.
+    # No overlap window, so a refresh reads only the tasks changed since the last one began. LS's clock has
+    # whole seconds: a second's pause keeps the import out of the first incremental read.
     mirror = TaskMirror(tmp_path / "mirror", resync_after_s=3600, overlap_s=0)
+    time.sleep(1.1)
     assert_matches_full_read(mirror, client, project_id, tmp_path, "full")
     tasks = tasks_of(ls, project_id)
 
@@ -93,16 +97,68 @@ def test_incremental_reads_match_a_full_read_after_every_kind_of_change(project,
     assert "count" in report.why
 
 
-def test_a_changed_label_config_a_resync_request_and_the_resync_period_read_everything(project, tmp_path):
+def test_a_changed_label_config_reads_everything_and_a_due_resync_is_left_to_the_resync_job(project, tmp_path):
     ls, client, project_id = project
     mirror = TaskMirror(tmp_path / "mirror", resync_after_s=3600)
     spec = spec_of(client, project_id)
     assert mirror.refresh(client, project_id, spec).mode == "full"
-    assert mirror.refresh(client, project_id, spec).mode == "incremental"
+    report = mirror.refresh(client, project_id, spec)
+    assert report.mode == "incremental" and report.resync_due is None
     assert mirror.refresh(client, project_id, spec, force_full="asked").why == "asked"
+    assert mirror.last_full_read()["why"] == "asked"
 
     extended = spec_of(client, project_id).__class__(spec.from_name, spec.to_name, spec.value_field, (*CLASSES, "mixed"))
     assert mirror.refresh(client, project_id, extended).why == "the label config changed"
 
+    # A due periodic resync never runs inline (minutes at 100k tasks, under the project lock): it is reported.
     periodic = TaskMirror(tmp_path / "mirror", resync_after_s=0)
-    assert periodic.refresh(client, project_id, extended).why.startswith("periodic resync")
+    report = periodic.refresh(client, project_id, extended)
+    assert report.mode == "incremental" and report.resync_due.startswith("periodic resync")
+
+
+def test_a_change_made_while_a_full_read_pages_is_read_again_next_time(project, tmp_path):
+    """The watermark is LS's clock when the read began, not the newest ``updated_at`` the read happened to see:
+    a label edited on a task already read, followed by an edit of a task read later, is not lost."""
+    ls, client, project_id = project
+    tasks = tasks_of(ls, project_id)
+    ls.annotate(tasks[0]["id"], "neg", from_name="topic", to_name="text")
+    annotation = ls.call("GET", f"/api/tasks/{tasks[0]['id']}/annotations")[0]
+    spec = spec_of(client, project_id)
+    mirror = TaskMirror(tmp_path / "mirror", resync_after_s=3600, overlap_s=0)
+    records = client.all_tasks
+
+    def paging_while_annotators_work(pid, spec_):
+        for index, record in enumerate(records(pid, spec_)):
+            yield record
+            if index == 0:  # the labeled task was read (completed tasks come first); now it is relabeled...
+                result = [{"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": ["pos"]}}]
+                ls.call("PATCH", f"/api/annotations/{annotation['id']}", json={"result": result})
+                time.sleep(1.1)
+                # ...and then a task not read yet is edited, so the read sees a newer updated_at than the relabel.
+                ls.call("PATCH", f"/api/tasks/{tasks[-1]['id']}", json={"data": {"text": "edited meanwhile"}})
+
+    client.all_tasks = paging_while_annotators_work
+    assert mirror.refresh(client, project_id, spec).mode == "full"
+    client.all_tasks = records
+    assert_matches_full_read(mirror, client, project_id, tmp_path, "incremental")
+    assert {t.id: t.label for t in mirror.labeled()} == {tasks[0]["id"]: "pos"}
+
+
+def test_train_resyncs_off_the_fast_path_and_the_mirror_keeps_serving(stack):
+    bbc = BbcProject.create(stack, "resync", 3, {"model_mode": "head"})
+    wait_for(lambda: settled_outcome(stack, bbc.id), "the connect-time ranking")
+    before = backend_status(stack, bbc.id)["task_mirror"]["last_full_read"]
+    assert before["why"] == "first read"
+    response = requests.post(f"{stack.backend_url}/train", json={"project": bbc.id}, timeout=10)
+    assert response.status_code == 201
+
+    def resynced():
+        status = backend_status(stack, bbc.id)
+        last = status["task_mirror"]["last_full_read"]
+        idle = not (status["task_mirror"]["resync"]["running"] or status["task_mirror"]["resync"]["pending_job"])
+        return idle and last["at"] > before["at"] and last
+    last = wait_for(resynced, "the resync job to swap in a fresh mirror")
+    assert last["why"] == "resync asked for (train)"
+    # The retrain /train queued read incrementally; the resync ran as its own job and queued one more.
+    outcome = wait_for(lambda: settled_outcome(stack, bbc.id), "the retrains after the resync")
+    assert outcome["status"] == "ranked" and outcome["read"]["mode"] == "incremental"
