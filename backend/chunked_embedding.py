@@ -110,7 +110,7 @@ def _wait_and_help(classifier, queue: Queue, jobs: list[Job], plan_dir: Path, bo
             if taken_back or failed or overdue:
                 start, end = bounds[index]
                 log.info("embedding chunk %d/%d here (%s)", index + 1, len(jobs), "no worker took it" if taken_back else "its job failed")
-                _save(plan_dir / f"chunk-{index}.npy", classifier.embed(list(texts[start:end])))
+                _save(plan_dir / f"chunk-{index}.npy", classifier.embed(list(texts[start:end]), progress))
                 pending.discard(index)
         if progress:
             progress("embed chunks", len(jobs) - len(pending), len(jobs))
