@@ -32,7 +32,10 @@ def first_hour(stack):
     """A project connected with default settings, then labeled through /next, ten tasks, as an annotator would."""
     bbc = BbcProject.create(stack, "first hour", 12, {"model_mode": "head"})
     ranked = wait_for(lambda: bbc.project()["model_version"].startswith("al-p") and bbc.project(), "the first ranking")
-    status_before_labels = backend_status(stack, bbc.id)
+    # LS switches to the version before the retrain records its outcome (pruning comes after the switch).
+    status_before_labels = wait_for(
+        lambda: (status := backend_status(stack, bbc.id))["last_retrain"] and status, "the first ranking's outcome"
+    )
     served_topics = []
     for _ in range(10):
         task = stack.ls.call("GET", f"/api/projects/{bbc.id}/next")
