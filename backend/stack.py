@@ -216,7 +216,7 @@ def start_stack(stack: ExitStack, args: argparse.Namespace) -> list[Service]:
         f"  Status        {backend_url}/status?project={project_id}\n"
         f"  Logs          {logs}\n"
         "Click Label All Tasks and label 5 tasks (4 labels in at least 2 topics train the first model): within "
-        "about 20-60 s the next tasks carry a suggested topic and the queue is re-ranked by margin.\n"
+        "a few seconds the next tasks carry a suggested topic and the queue is re-ranked by margin.\n"
         "Press Ctrl-C to stop everything, or run ./dev down from another terminal.",
         flush=True,
     )
