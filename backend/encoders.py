@@ -80,17 +80,24 @@ class EncoderRegistry:
             decision = Decision(**{**decision.to_dict(), "folder": name})
         elif staged is not None:
             shutil.rmtree(staged, ignore_errors=True)
-        self.file.write([row.to_dict() for row in [*self.decisions(), decision][-KEEP_DECISIONS:]])
+        self.file.write([row.to_dict() for row in _trimmed([*self.decisions(), decision])])
         self._remove_old()
         return decision
 
     def _remove_old(self) -> None:
         """Delete all but the newest adopted encoders, and staging left by killed jobs (the caller holds the lock)."""
-        keep = {d.folder for d in self.decisions() if d.outcome == "adopted"}
-        keep = set(sorted(keep, key=lambda name: int(name.split("-")[1]))[-KEEP_ENCODERS:])
+        # Decisions are in the order they were made: the last adoptions are the newest encoders.
+        keep = {d.folder for d in [d for d in self.decisions() if d.outcome == "adopted"][-KEEP_ENCODERS:]}
         for entry in self.folder.iterdir() if self.folder.is_dir() else []:
             if entry.is_dir() and entry.name not in keep and not _recent_staging(entry):
                 shutil.rmtree(entry, ignore_errors=True)
+
+
+def _trimmed(decisions: list[Decision]) -> list[Decision]:
+    """The newest ``KEEP_DECISIONS`` decisions, plus the newest ``KEEP_ENCODERS`` adoptions however old, in order:
+    a long run of rejections must never push the encoder in use out of the registry."""
+    adopted = [i for i, d in enumerate(decisions) if d.outcome == "adopted"][-KEEP_ENCODERS:]
+    return [decisions[i] for i in sorted({*adopted, *range(max(0, len(decisions) - KEEP_DECISIONS), len(decisions))})]
 
 
 def _recent_staging(entry: Path) -> bool:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from rq import Queue
 
-from backend.encoders import KEEP_ENCODERS, Decision, EncoderRegistry
+from backend.encoders import KEEP_DECISIONS, KEEP_ENCODERS, Decision, EncoderRegistry
 from backend.evaluation import Evaluation
 from backend.full_path import judge
 from backend.history import suggestion_acceptance
@@ -48,6 +48,17 @@ def test_the_registry_adopts_into_a_folder_discards_the_rest_and_keeps_the_newes
     on_disk = sorted(p.name for p in registry.folder.iterdir())
     assert on_disk == sorted(d.folder for d in adopted[-KEEP_ENCODERS:])
     assert [d.outcome for d in registry.decisions()] == ["rejected"] + ["adopted"] * len(adopted)
+
+
+def test_a_run_of_rejections_never_pushes_the_encoder_in_use_out_of_the_registry(tmp_path):
+    registry = EncoderRegistry(tmp_path)
+    staged = registry.staging_folder()
+    (staged / "config.json").write_text("{}")
+    in_use = registry.record(decision("adopted", 20, 1000.0), staged)
+    for n in range(KEEP_DECISIONS + 10):
+        registry.record(decision("rejected", 21 + n, 1001.0 + n), None)
+    assert registry.newest() == in_use and (registry.folder / in_use.folder).is_dir()
+    assert len(registry.decisions()) == KEEP_DECISIONS + 1  # the 50 newest, and the adoption in use
 
 
 def test_the_full_path_is_queued_every_n_labels_and_at_once_when_asked(redis, service_settings):
