@@ -63,9 +63,9 @@ class EncoderRegistry:
         adopted = [d for d in self.decisions() if d.outcome == "adopted" and (self.folder / d.folder).is_dir()]
         return adopted[-1] if adopted else None
 
-    def newest_path(self) -> str | None:
-        newest = self.newest()
-        return str(self.folder / newest.folder) if newest else None
+    def path_of(self, encoder: Decision | None) -> str | None:
+        """An adopted encoder's folder; None (the base model) for None."""
+        return str(self.folder / encoder.folder) if encoder else None
 
     def staging_folder(self) -> Path:
         """An empty folder to save a fine-tune into before it is judged; ``record`` moves or removes it."""

@@ -91,7 +91,7 @@ class FullPath:
             mirror.refresh(ls, self.project_id, spec)
             labeled, pool = mirror.labeled(), mirror.pool()
             in_use = self.registry.newest()
-            in_use_path = self.registry.newest_path()
+            in_use_path = self.registry.path_of(in_use)
         y = np.array([spec.classes.index(task.label) for task in labeled], dtype=np.int64)
         if not can_train(settings, y):
             raise Skip(f"{len(y)} labels in {len(set(y.tolist()))} classes: too few to fine-tune (min_labels={settings.min_labels})")

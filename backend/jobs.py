@@ -250,7 +250,8 @@ class Retrain:
             )
         encoders = EncoderRegistry(store.project_dir(self.project_id))
         # The fast path: a head over the newest encoder the full path adopted (the base model until then).
-        classifier = FrozenEncoderClassifier(spec.classes, self.settings, model_path=encoders.newest_path())
+        in_use = encoders.newest()
+        classifier = FrozenEncoderClassifier(spec.classes, self.settings, model_path=encoders.path_of(in_use))
         with stage("embed"):
             cache = classifier.cache_for(store.project_dir(self.project_id))
             cache.clear_other_fingerprints()
@@ -288,7 +289,7 @@ class Retrain:
             "strategy": strategy.name,
             "phase": phase,
             "phase_reason": phase_reason,
-            "encoder": encoders.newest().folder if encoders.newest() else "base",
+            "encoder": in_use.folder if in_use else "base",
             "settings": self.settings.to_dict(),
             "classes": list(spec.classes),
             "n_labeled": len(labeled),

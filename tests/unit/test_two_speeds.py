@@ -33,7 +33,7 @@ def decision(outcome: str, n_labels: int, at: float) -> Decision:
 
 def test_the_registry_adopts_into_a_folder_discards_the_rest_and_keeps_the_newest_encoders(tmp_path):
     registry = EncoderRegistry(tmp_path)
-    assert registry.newest() is None and registry.newest_path() is None  # the base model
+    assert registry.newest() is None and registry.path_of(registry.newest()) is None  # the base model
     staged = registry.staging_folder()
     (staged / "config.json").write_text("{}")
     rejected = registry.record(decision("rejected", 10, time.time()), staged)
@@ -44,7 +44,7 @@ def test_the_registry_adopts_into_a_folder_discards_the_rest_and_keeps_the_newes
         staged = registry.staging_folder()
         (staged / "config.json").write_text("{}")
         adopted.append(registry.record(decision("adopted", 20 + n, 1000.0 + n), staged))
-        assert registry.newest_path() == str(registry.folder / adopted[-1].folder)
+        assert registry.path_of(registry.newest()) == str(registry.folder / adopted[-1].folder)
     on_disk = sorted(p.name for p in registry.folder.iterdir())
     assert on_disk == sorted(d.folder for d in adopted[-KEEP_ENCODERS:])
     assert [d.outcome for d in registry.decisions()] == ["rejected"] + ["adopted"] * len(adopted)
