@@ -197,8 +197,13 @@ class ServiceSettings:
 
 def _in_range(name: str, value: float, low: float, high: float) -> float:
     if not low <= value <= high:
-        raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {value!r}")
+        raise SettingsError(f"{name} must be between {_plain(low)} and {_plain(high)}, got {value!r}")
     return value
+
+
+def _plain(number: float) -> str:
+    """Whole bounds in full (1000000, not 1e+06), others in short (1e-07)."""
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
 
 
 def _one_of(name: str, value: str, valid: tuple[str, ...]) -> None:

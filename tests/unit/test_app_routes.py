@@ -14,7 +14,7 @@ from backend.jobs import publish_version
 from backend.ledger import Ledger
 from backend.model_store import ModelStore
 from backend.settings import ServiceSettings
-from backend.task_hints import pending_hints, pending_resync
+from backend.task_hints import MAX_HINTS_PER_WEBHOOK, hinted_task_ids, pending_hints, pending_resync
 from backend.url_secret import resolve_url_secret
 
 class SecretClient:
@@ -216,6 +216,9 @@ def test_webhooks_leave_the_task_ids_they_name_as_hints_for_the_next_read(client
     client.post("/webhook", json={"action": "ANNOTATIONS_DELETED", "project": {"id": 3}, "annotations": [{"task": "10"}, {"task": True}, {"task": -1}, 5]})
     assert pending_hints(redis, 3) == [7, 8, 9]
     assert pending_resync(redis, 3) is None
+    # A bulk delete names at most MAX_HINTS_PER_WEBHOOK ids; the task-count check covers the rest.
+    bulk = {"action": "TASKS_DELETED", "project": {"id": 3}, "tasks": [{"id": i} for i in range(100, 100 + MAX_HINTS_PER_WEBHOOK + 5)]}
+    assert hinted_task_ids(bulk) == list(range(100, 100 + MAX_HINTS_PER_WEBHOOK))
 
 
 def test_start_training_asks_for_a_full_resync_and_in_finetune_mode_a_fine_tune(client, redis, service_settings):

@@ -94,6 +94,9 @@ def test_every_default_sits_inside_its_documented_range():
         ({"AL_MAX_BODY_MB": "0"}, "AL_MAX_BODY_MB must be between 1 and 1024"),
         ({"AL_MAX_PREDICT_TASKS": "1000000"}, "AL_MAX_PREDICT_TASKS must be between 1 and 100000"),
         ({"AL_JOB_TIMEOUT": "5"}, "AL_JOB_TIMEOUT must be between 10"),
+        ({"AL_RESYNC_S": "59"}, "AL_RESYNC_S must be between 60 and 604800"),
+        ({"AL_SCORE_CHUNK_TASKS": "99"}, "AL_SCORE_CHUNK_TASKS must be between 100 and 1000000"),
+        ({"AL_SCORE_CHUNK_TASKS": "1000001"}, "AL_SCORE_CHUNK_TASKS must be between 100 and 1000000"),
     ],
 )
 def test_service_settings_are_bounded_and_take_url_and_key_together(env, fragment):
