@@ -7,7 +7,8 @@ there is one chunk, as RQ jobs on ``AL_SCORE_QUEUE`` (default ``al-score``) when
 retrain is the final job: it waits for the chunks (running any that no worker has taken yet itself, so one
 worker alone never deadlocks), merges them in chunk order, stores them in the embedding cache, ranks and
 writes. A chunk is embedded by the same code on the same texts either way, so the merged ranking equals
-the unchunked one exactly (``tests/e2e/test_chunked_scoring.py``) on workers with the same torch build.
+the unchunked one exactly (``tests/unit/test_chunked_scoring.py``) on workers with the same torch build and
+the same kind of processor (bf16 support decides the precision, ``backend.devices``).
 
 What workers on other machines must share: Redis, and ``MODEL_DIR`` on a shared volume (the plan, the chunk
 results and the encoder live there). A chunk job that fails is run again by the retrain itself.
@@ -47,7 +48,7 @@ def embed_chunk(plan_dir: str, index: int) -> str:
     texts = json.loads((plan / f"chunk-{index}.json").read_text())
     settings = ProjectSettings(**spec["settings"])
     encoder = FrozenEncoderClassifier(spec["classes"], settings, model_path=spec["model_path"])
-    _save(plan / f"chunk-{index}.npy", encoder.embed(texts))
+    _save(plan / f"chunk-{index}.npy", encoder.encode(texts))
     return str(plan / f"chunk-{index}.npy")
 
 
@@ -70,7 +71,7 @@ def embed_in_chunks(
     """Embeddings of ``texts`` (in order), one chunk at a time, in chunk jobs when there is more than one chunk."""
     bounds = chunk_bounds(len(texts), service.score_chunk_tasks)
     if len(bounds) <= 1:
-        return classifier.embed(list(texts), progress)
+        return classifier.encode(list(texts), progress)
     shutil.rmtree(plan_dir, ignore_errors=True)
     plan_dir.mkdir(parents=True)
     plan = {"model_path": classifier.model_path, "classes": classifier.classes, "settings": classifier.settings.to_dict()}
@@ -88,11 +89,20 @@ def embed_in_chunks(
     ]
     try:
         _wait_and_help(classifier, queue, jobs, plan_dir, bounds, texts, progress)
-        return np.concatenate([np.load(plan_dir / f"chunk-{index}.npy") for index in range(len(bounds))])
+        return _merged(plan_dir, bounds)
     finally:
         for job in jobs:
             queue.remove(job.id)
         shutil.rmtree(plan_dir, ignore_errors=True)
+
+
+def _merged(plan_dir: Path, bounds: list[tuple[int, int]]) -> np.ndarray:
+    """The chunk results in chunk order, copied one mapped chunk at a time into one array (never two copies)."""
+    first = np.load(plan_dir / "chunk-0.npy", mmap_mode="r")
+    merged = np.empty((bounds[-1][1], *first.shape[1:]), dtype=first.dtype)
+    for index, (start, end) in enumerate(bounds):
+        merged[start:end] = np.load(plan_dir / f"chunk-{index}.npy", mmap_mode="r")
+    return merged
 
 
 def _wait_and_help(classifier, queue: Queue, jobs: list[Job], plan_dir: Path, bounds, texts, progress) -> None:
@@ -110,7 +120,7 @@ def _wait_and_help(classifier, queue: Queue, jobs: list[Job], plan_dir: Path, bo
             if taken_back or failed or overdue:
                 start, end = bounds[index]
                 log.info("embedding chunk %d/%d here (%s)", index + 1, len(jobs), "no worker took it" if taken_back else "its job failed")
-                _save(plan_dir / f"chunk-{index}.npy", classifier.embed(list(texts[start:end]), progress))
+                _save(plan_dir / f"chunk-{index}.npy", classifier.encode(list(texts[start:end]), progress))
                 pending.discard(index)
         if progress:
             progress("embed chunks", len(jobs) - len(pending), len(jobs))

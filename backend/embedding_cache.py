@@ -12,7 +12,7 @@ Layout, under ``MODEL_DIR/project-<id>/embeddings/<fingerprint>/``:
 
 Invalidation: a task whose text hash differs from the cached one is a miss; its new vector gets a new row
 and the old row becomes garbage. A different encoder (``config.json``, tokenizer files, weights' names,
-sizes or mtimes, ``max_length``, pooling) gives another fingerprint and so another, empty folder;
+sizes or mtimes, ``max_length``, pooling, inference precision) gives another fingerprint and so another, empty folder;
 ``clear_other_fingerprints`` deletes the old ones. When garbage exceeds half the file, ``compact`` copies
 the live rows into ``vectors-<generation + 1>.f32``.
 
@@ -50,13 +50,17 @@ _MATRIX_RE = re.compile(r"^vectors-(\d+)\.f32$")
 _CHUNK = 16384
 
 
-def encoder_fingerprint(model_path: str, max_length: int) -> str:
-    """16 hex digits naming what the encoder computes, not where it lives; weights are never read."""
+def encoder_fingerprint(model_path: str, max_length: int, precision: str) -> str:
+    """16 hex digits naming what the encoder computes, not where it lives; weights are never read.
+
+    ``precision`` is the inference precision (``backend.devices.inference_precision``): bf16 vectors are not
+    float32 vectors, so a cache never mixes them.
+    """
     folder = Path(model_path)
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{folder} has no config.json; is it a model folder?")
     digest = hashlib.blake2b(digest_size=8)
-    digest.update(f"{_FORMAT}|{POOLING}|{int(max_length)}".encode())
+    digest.update(f"{_FORMAT}|{POOLING}|{int(max_length)}|{precision}".encode())
     for entry in sorted((e for e in os.scandir(folder) if e.is_file()), key=lambda e: e.name):
         if entry.name in _CONTENT_FILES:
             content = Path(entry.path).read_bytes()
@@ -129,15 +133,16 @@ class EmbeddingCache:
             return
         hashes = text_hashes(texts)
         _, last = np.unique(ids[::-1], return_index=True)  # a repeated id keeps its last vector, like dict.update
-        keep = len(ids) - 1 - last
-        ids, hashes, vectors = ids[keep], hashes[keep], np.ascontiguousarray(vectors[keep])
+        if len(last) < len(ids):  # only then copy: the vectors of a 100k-task pool are 150 MB
+            keep = len(ids) - 1 - last
+            ids, hashes, vectors = ids[keep], hashes[keep], vectors[keep]
         self._refresh()
         self.folder.mkdir(parents=True, exist_ok=True)
         with open(self.folder / self._matrix_name, "ab") as handle:
             # A crash mid-append can leave a partial row; cut it so that rows stay aligned.
             start = handle.tell() // self._row_bytes
             handle.truncate(start * self._row_bytes)  # O_APPEND: the write lands at the new end
-            handle.write(vectors.tobytes())
+            handle.write(memoryview(np.ascontiguousarray(vectors)).cast("B"))  # no bytes copy of the matrix
             handle.flush()
             os.fsync(handle.fileno())  # the rows must be durable before an index can name them
         kept = ~np.isin(self._ids, ids)

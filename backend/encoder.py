@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from backend.devices import autocast_for
+from backend.devices import inference_autocast
 from backend.settings import DEFAULT_MODEL, SettingsError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -71,7 +71,7 @@ class Encoder:
             for start in range(0, len(order), size):
                 rows = order[start : start + size]
                 batch = self.tokenizer.pad({key: [encoded[key][i] for i in rows] for key in encoded.keys()}, return_tensors="pt")
-                with autocast_for(self.device):
+                with inference_autocast(self.device):
                     out = forward({key: value.to(self.device) for key, value in batch.items()}).float().cpu().numpy()
                 if results is None:
                     results = np.empty((len(order), *out.shape[1:]), dtype=np.float32)

@@ -8,6 +8,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+from backend.devices import inference_precision
 from backend.embedding_cache import EmbeddingCache, encoder_fingerprint
 from backend.encoder import Encoder, check_max_length, mean_pool, resolve_model_path
 from backend.head import fit_head, head_proba
@@ -43,14 +44,17 @@ class FrozenEncoderClassifier(TextClassifier):
             self.settings.batch_size,
         )
 
+    def encode(self, texts: Sequence[str], progress=None) -> np.ndarray:
+        """The texts' embeddings, computed now and not remembered (chunk jobs, and misses the caller caches)."""
+        def forward(batch):
+            return mean_pool(self.encoder.model(**batch).last_hidden_state, batch["attention_mask"])
+
+        return self.encoder.map_batches(texts, forward, progress, "embed")
+
     def embed(self, texts, progress=None):
         missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if missing:
-            def forward(batch):
-                return mean_pool(self.encoder.model(**batch).last_hidden_state, batch["attention_mask"])
-
-            vectors = self.encoder.map_batches(missing, forward, progress, "embed")
-            self._cache.update(zip(missing, vectors))
+            self._cache.update(zip(missing, self.encode(missing, progress)))
         return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
 
     def embed_through_cache(
@@ -69,7 +73,7 @@ class FrozenEncoderClassifier(TextClassifier):
         missing = np.flatnonzero(~hit)
         if len(missing):
             missing_texts = [texts[i] for i in missing]
-            fresh = embed_misses(missing_texts) if embed_misses else self.embed(missing_texts, progress)
+            fresh = embed_misses(missing_texts) if embed_misses else self.encode(missing_texts, progress)
             self._cache.update(zip(missing_texts, fresh))
             if store:
                 cache.store([task_ids[i] for i in missing], [texts[i] for i in missing], fresh)
@@ -82,7 +86,7 @@ class FrozenEncoderClassifier(TextClassifier):
     @property
     def fingerprint(self) -> str:
         """Which encoder and settings the embeddings come from (``backend.embedding_cache``)."""
-        return encoder_fingerprint(self.model_path, self.settings.max_length)
+        return encoder_fingerprint(self.model_path, self.settings.max_length, inference_precision(self.device))
 
     @property
     def dim(self) -> int:

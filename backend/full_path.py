@@ -30,13 +30,14 @@ from backend.encoders import Decision, EncoderRegistry
 from backend.evaluation import Evaluation, holdout_evaluation, holdout_split
 from backend.finetune import FineTunedClassifier
 from backend.frozen_head import FrozenEncoderClassifier
-from backend.jobs import JobProgress, Skip, can_train
+from backend.jobs import JobProgress, Skip
+from backend.phases import can_train
 from backend.labels import UnsupportedLabelConfig, parse_label_config
 from backend.ls_client import LabeledTask, PoolTask
 from backend.model_store import ModelStore
 from backend.project_lock import project_lock
 from backend.queueing import FINETUNE, enqueue_retrain, is_dead, release_pending
-from backend.settings import ServiceSettings, SettingsError
+from backend.settings import ProjectSettings, ServiceSettings, SettingsError
 from backend.task_mirror import TaskMirror, mirror_folder
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,25 @@ def _ended(outcome: str, reason: str, job_id: str) -> Decision:
     return Decision(outcome, 0, {}, {}, reason, time.time(), job_id=job_id)
 
 
+def judging_split(y: np.ndarray, settings: ProjectSettings) -> tuple[np.ndarray, np.ndarray]:
+    """(train, held-out) label indices for a fine-tune and its judgement; ``Skip`` when it could not be judged fairly."""
+    if not can_train(settings, y):
+        raise Skip(f"{len(y)} labels in {len(set(y.tolist()))} classes: too few to fine-tune (min_labels={settings.min_labels})")
+    split = holdout_split(y, settings.eval_fraction, settings.seed)
+    if split is None:
+        raise Skip(
+            f"eval_fraction={settings.eval_fraction} of {len(y)} labels holds none out, so a fine-tune could not be "
+            "judged against the encoder in use; raise eval_fraction or label more"
+        )
+    train, held = split
+    if len(held) < MIN_JUDGED:
+        raise Skip(
+            f"eval_fraction={settings.eval_fraction} of {len(y)} labels holds out {len(held)}; judging a fine-tune "
+            f"against the encoder in use needs at least {MIN_JUDGED} held-out labels"
+        )
+    return train, held
+
+
 class FullPath:
     def __init__(self, project_id: int, service: ServiceSettings, store: ModelStore, redis: Redis, registry: EncoderRegistry, job):
         self.project_id, self.service, self.store, self.redis = project_id, service, store, redis
@@ -93,20 +113,7 @@ class FullPath:
             in_use = self.registry.newest()
             in_use_path = self.registry.path_of(in_use)
         y = np.array([spec.classes.index(task.label) for task in labeled], dtype=np.int64)
-        if not can_train(settings, y):
-            raise Skip(f"{len(y)} labels in {len(set(y.tolist()))} classes: too few to fine-tune (min_labels={settings.min_labels})")
-        split = holdout_split(y, settings.eval_fraction, settings.seed)
-        if split is None:
-            raise Skip(
-                f"eval_fraction={settings.eval_fraction} of {len(y)} labels holds none out, so a fine-tune could not be "
-                "judged against the encoder in use; raise eval_fraction or label more"
-            )
-        train, held = split
-        if len(held) < MIN_JUDGED:
-            raise Skip(
-                f"eval_fraction={settings.eval_fraction} of {len(y)} labels holds out {len(held)}; judging a fine-tune "
-                f"against the encoder in use needs at least {MIN_JUDGED} held-out labels"
-            )
+        train, held = judging_split(y, settings)
         texts = [task.text for task in labeled]
         train_texts, held_texts = [texts[i] for i in train], [texts[i] for i in held]
 

@@ -32,6 +32,7 @@ from backend.ls_client import LabeledTask, LabelStudioClient, PoolTask
 from backend.frozen_head import FrozenEncoderClassifier
 from backend.metrics import StageTimes, record_embedding_cache, record_predictions_written, record_retrain
 from backend.model_store import ModelStore, ModelVersion, PoolRanking, write_json
+from backend.phases import can_train, choose_phase
 from backend.project_lock import HeldLock, lock_for, project_lock
 from backend.project_state import save_retrain_outcome
 from backend.queueing import RESYNC, enqueue, enqueue_finetune_if_due, is_dead, pending_key, release_pending
@@ -110,26 +111,6 @@ def retrain(project_id: int) -> dict[str, Any]:
 def peak_rss_mb() -> float:
     """This process's peak resident memory: RQ runs each job in a fresh work horse, so it is the job's."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def can_train(settings: ProjectSettings, labels: np.ndarray) -> bool:
-    """A classifier needs ``min_labels`` labels in at least 2 classes."""
-    return len(labels) >= settings.min_labels and len(set(labels.tolist())) >= 2
-
-
-def choose_phase(settings: ProjectSettings, labels: np.ndarray) -> tuple[str, str]:
-    """``("cold_start" | "strategy", why)``: cold start ranks the pool until the first model can train."""
-    name = settings.strategy
-    if can_train(settings, labels):
-        return "strategy", f"strategy {name!r}"
-    if name == "cold_start":
-        return "strategy", "strategy 'cold_start' needs no labels"
-    if not settings.cold_start_phase:
-        return "strategy", f"strategy {name!r}; cold_start_phase is off, so nothing is ranked before the first model"
-    return "cold_start", (
-        f"{len(labels)} labels in {len(set(labels.tolist()))} classes; cold_start ranks representative tasks until "
-        f"min_labels={settings.min_labels} labels in at least 2 classes exist, then {name!r} takes over"
-    )
 
 
 def prune(

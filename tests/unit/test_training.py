@@ -8,7 +8,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from backend.classifiers import build_classifier, load_classifier, save_classifier
-from backend.devices import autocast_for, select_device
+from backend.devices import autocast_for, cpu_has_native_bf16, inference_autocast, inference_precision, select_device
 from backend.evaluation import cross_validated_head, holdout_evaluation, holdout_split, out_of_fold_losses
 from backend.head import head_estimator
 from backend.scoring import StrategyUnavailable, collect_outputs
@@ -61,6 +61,33 @@ def test_cpu_runs_in_float32_and_cuda_is_refused_without_a_gpu():
         assert select_device("auto") == torch.device("cpu")
         with pytest.raises(SettingsError, match="no CUDA GPU is visible"):
             select_device("cuda")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_cpu_inference_runs_in_bf16_only_where_the_hardware_multiplies_it(native, monkeypatch):
+    # The hardware cannot be swapped in a test: its two capability probes are.
+    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.setattr(torch.cpu, probe, lambda: native, raising=False)
+    cpu = torch.device("cpu")
+    assert cpu_has_native_bf16() is native
+    if native:
+        assert inference_precision(cpu) == "bfloat16"
+        context = inference_autocast(cpu)
+        assert isinstance(context, torch.autocast) and context.fast_dtype == torch.bfloat16
+    else:
+        assert inference_precision(cpu) == "float32" and isinstance(inference_autocast(cpu), nullcontext)
+
+
+def test_bf16_embeddings_match_float32_ones_and_are_cached_apart(monkeypatch):
+    classifier = build_classifier(CLASSES, tiny("head"))
+    vectors, prints = {}, {}
+    for native in (True, False):
+        for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+            monkeypatch.setattr(torch.cpu, probe, lambda native=native: native, raising=False)
+        vectors[native], prints[native] = classifier.encode(TEXTS), classifier.fingerprint
+    cosine = (vectors[True] * vectors[False]).sum(1) / np.linalg.norm(vectors[True], axis=1) / np.linalg.norm(vectors[False], axis=1)
+    assert cosine.min() > 0.999 and not np.array_equal(vectors[True], vectors[False])
+    assert prints[True] != prints[False]
 
 
 def test_holdout_is_stratified_and_refuses_too_few_labels():

@@ -9,10 +9,12 @@ from rq import Queue
 
 from backend.encoders import KEEP_DECISIONS, KEEP_ENCODERS, Decision, EncoderRegistry
 from backend.evaluation import Evaluation
-from backend.full_path import judge
+from backend.full_path import MIN_JUDGED, judge, judging_split
+from backend.jobs import Skip
 from backend.history import suggestion_acceptance
 from backend.model_store import PoolRanking
 from backend.queueing import FINETUNE, enqueue_finetune_if_due, pending_key
+from backend.settings import ProjectSettings
 
 
 def evaluation(accuracy: float, f1: float) -> Evaluation:
@@ -25,6 +27,19 @@ def test_a_fine_tune_is_adopted_only_when_not_worse_and_not_trained_on_fewer_lab
     verdict, reason = judge(evaluation(0.7, 0.9), evaluation(0.8, 0.1), 40, 20)
     assert verdict == "rejected" and "0.700" in reason and "0.800" in reason
     assert judge(evaluation(1.0, 1.0), evaluation(0.5, 0.5), 30, 40)[0] == "stale"
+
+
+def test_a_fine_tune_is_judged_only_on_enough_held_out_labels():
+    settings = ProjectSettings(eval_fraction=0.2, min_labels=4)
+    labels = np.array([0, 1] * 10)  # 20 labels: 0.2 holds out 4, one short of the minimum
+    with pytest.raises(Skip, match=f"holds out 4; .* at least {MIN_JUDGED} held-out labels"):
+        judging_split(labels, settings)
+
+    train, held = judging_split(np.array([0, 1] * 13), settings)  # 26 labels: 6 held out
+    assert len(held) >= MIN_JUDGED and len(train) + len(held) == 26 and not set(train) & set(held)
+
+    with pytest.raises(Skip, match="too few to fine-tune"):
+        judging_split(np.array([0, 0, 0, 0, 0]), settings)  # one class only
 
 
 def decision(outcome: str, n_labels: int, at: float) -> Decision:

@@ -1,0 +1,205 @@
+"""``al-simulate``: parse and check the options, read the data, run, write the outputs.
+
+Bad input ends with a one-line ``error: ...`` on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+from backend.simulation.dataset import Dataset, InputError, _checked, read_dataset
+from backend.simulation.protocol import INITIAL_STRATEGIES, SimulationConfig, subsample
+from backend.simulation.report import write_outputs
+from backend.simulation.runner import simulate
+from backend.simulation.summary import fmt_mean_std
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse already exits 2, but prints usage)
+        raise InputError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="al-simulate",
+        description="Simulate active learning on a labeled dataset and compare query strategies.",
+    )
+    p.add_argument("input", help="CSV/TSV/JSONL with text and label columns, or a Label Studio JSON export")
+    p.add_argument("--text-column", default="text", help="table column holding the text (default: text)")
+    p.add_argument("--label-column", default="label", help="table column holding the label (default: label)")
+    p.add_argument("--label-config", help="Label Studio label config XML file (for JSON exports)")
+    p.add_argument("--text-field", help="task data field holding the text (Label Studio exports)")
+    p.add_argument("--strategies", default="margin,random", help="comma-separated strategy names (default: margin,random)")
+    p.add_argument("--seeds", help="comma-separated seeds (default: 0..n-seeds-1)")
+    p.add_argument("--n-seeds", type=int, default=3, help="number of seeds when --seeds is not given (default: 3)")
+    p.add_argument("--initial", type=int, default=10, help="initial labeled set size (default: 10)")
+    p.add_argument("--initial-strategy", default="random", choices=INITIAL_STRATEGIES,
+                   help="how round 0's labels are drawn: uniformly at random, as an LS project gets them (default); "
+                        "by the cold_start ranking, as the backend serves a new project; or stratified, every class "
+                        "at least once (flatters: no project starts that way)")
+    p.add_argument("--batch-size", type=int, default=10, help="labels queried per round (default: 10)")
+    p.add_argument("--rounds", type=int, default=10, help="query rounds after the initial one (default: 10)")
+    p.add_argument("--test-fraction", type=float, default=0.2, help="held-out test share, stratified (default: 0.2)")
+    p.add_argument("--mode", default="head", choices=("head", "finetune"), help="model mode (default: head)")
+    p.add_argument("--model", default="", help="Hugging Face model path (default: the bundled all-MiniLM-L6-v2)")
+    p.add_argument("--max-length", type=int, default=128, help="max tokens per text (default: 128)")
+    p.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (finetune mode; default: 3)")
+    p.add_argument("--learning-rate", type=float, default=5e-5, help="fine-tuning learning rate (default: 5e-5)")
+    p.add_argument("--train-batch-size", type=int, default=16, help="training/inference batch size (default: 16)")
+    p.add_argument("--committee-size", type=int, default=5, help="committee members for bald/qbc (default: 5)")
+    p.add_argument("--pool-limit", type=int, help="use at most N rows in all (stratified subsample, before the test split)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--out", default="simulation", help="output folder (default: ./simulation)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _int_list(text: str, option: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise InputError(f"{option} must be comma-separated integers, got {text!r}") from None
+    if not values:
+        raise InputError(f"{option} is empty")
+    if len(set(values)) != len(values):
+        raise InputError(f"{option} repeats a value: {text!r}")
+    return values
+
+
+def config_from_args(args: argparse.Namespace) -> SimulationConfig:
+    from strategies import STRATEGY_NAMES
+
+    strategies = tuple(dict.fromkeys(s.strip() for s in args.strategies.split(",") if s.strip()))
+    if not strategies:
+        raise InputError(f"--strategies is empty; valid names are: {', '.join(STRATEGY_NAMES)}")
+    unknown = [s for s in strategies if s not in STRATEGY_NAMES]
+    if unknown:
+        raise InputError(f"unknown strategy {', '.join(map(repr, unknown))}; valid names are: {', '.join(STRATEGY_NAMES)}")
+    if args.seeds:
+        seeds = _int_list(args.seeds, "--seeds")
+    else:
+        if args.n_seeds < 1:
+            raise InputError(f"--n-seeds must be at least 1, got {args.n_seeds}")
+        seeds = tuple(range(args.n_seeds))
+    for option, value, least in (
+        ("--initial", args.initial, 2), ("--batch-size", args.batch_size, 1), ("--rounds", args.rounds, 0),
+        ("--max-length", args.max_length, 1), ("--epochs", args.epochs, 1), ("--train-batch-size", args.train_batch_size, 1),
+        ("--committee-size", args.committee_size, 1),
+    ):
+        if value < least:
+            raise InputError(f"{option} must be at least {least}, got {value}")
+    if not 0.0 < args.test_fraction < 1.0:
+        raise InputError(f"--test-fraction must be between 0 and 1 (exclusive), got {args.test_fraction}")
+    if args.pool_limit is not None and args.pool_limit < 4:
+        raise InputError(f"--pool-limit must be at least 4, got {args.pool_limit}")
+    if args.model and not Path(args.model).exists():
+        raise InputError(f"--model {args.model!r} is not a local model folder (models load offline)")
+    return SimulationConfig(
+        strategies=strategies, seeds=seeds, initial=args.initial, batch_size=args.batch_size, rounds=args.rounds,
+        test_fraction=args.test_fraction, mode=args.mode, model=args.model, max_length=args.max_length,
+        epochs=args.epochs, learning_rate=args.learning_rate, train_batch_size=args.train_batch_size,
+        committee_size=args.committee_size, pool_limit=args.pool_limit, initial_strategy=args.initial_strategy,
+        device=args.device,
+    )
+
+
+def check_fits(data: Dataset, config: SimulationConfig) -> None:
+    """Sizes that cannot work on this dataset: say which option to change."""
+    n = len(data.texts)
+    n_classes = len(data.classes)
+    n_test = math.ceil(n * config.test_fraction)
+    if n_test < n_classes:
+        raise InputError(
+            f"--test-fraction {config.test_fraction} leaves {n_test} test rows for {n_classes} classes "
+            f"({n} rows in all); raise --test-fraction or add data"
+        )
+    n_pool = n - n_test
+    if n_pool < n_classes:
+        raise InputError(f"--test-fraction {config.test_fraction} leaves only {n_pool} pool rows for {n_classes} classes")
+    if config.initial_strategy == "stratified" and config.initial < n_classes:
+        raise InputError(
+            f"--initial {config.initial} is smaller than the number of classes ({n_classes}); "
+            "a stratified initial set needs one label per class"
+        )
+    needed = config.initial + config.batch_size * config.rounds
+    if needed > n_pool:
+        raise InputError(
+            f"--initial {config.initial} + --batch-size {config.batch_size} × --rounds {config.rounds} = {needed} labels, "
+            f"but the pool has only {n_pool} rows ({n} rows minus {n_test} test); lower --initial/--batch-size/--rounds "
+            "or --test-fraction"
+        )
+    from backend.settings import SettingsError
+
+    try:
+        config.project_settings(config.strategies[0], config.seeds[0])
+    except SettingsError as exc:
+        raise InputError(str(exc)) from None
+
+
+def prepare(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, Dataset, SimulationConfig]:
+    """Parse and validate everything that can be checked before loading a model."""
+    args = build_parser().parse_args(argv)
+    # The file first: it is the most common mistake and needs no heavy imports to report.
+    data = read_dataset(
+        args.input, text_column=args.text_column, label_column=args.label_column,
+        label_config=args.label_config, text_field=args.text_field,
+    )
+    config = config_from_args(args)
+    if config.pool_limit is not None and config.pool_limit < len(data.texts):
+        keep = subsample(data.y, config.pool_limit, seed=0)
+        labels = [data.labels[i] for i in keep]
+        data = _checked(replace(
+            data, texts=[data.texts[i] for i in keep], labels=labels, classes=[c for c in data.classes if c in set(labels)],
+        ))
+    check_fits(data, config)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a folder")
+    return args, data, config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        args, data, config = prepare(argv)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(
+        f"{len(data.texts)} labeled texts, {len(data.classes)} classes ({', '.join(data.classes)})"
+        + (f"; skipped {data.skipped} tasks without a choices annotation" if data.skipped else ""),
+        file=sys.stderr,
+    )
+    try:
+        result = simulate(data, config, progress=not args.quiet)
+    except (OSError, ValueError) as exc:
+        # Model folders that do not load, settings the classifier refuses: one line, not a traceback.
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"error: {type(exc).__name__}: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    out = Path(args.out)
+    summary = write_outputs(out, result, title=f"Simulation: {Path(args.input).name}", header=_header(data, config))
+    for entry in summary:
+        print(
+            f"{entry['strategy']:>18}: AUC {fmt_mean_std(entry['auc_mean'], entry['auc_std'])}, "
+            f"final accuracy {fmt_mean_std(entry['final_accuracy_mean'], entry['final_accuracy_std'])}",
+            file=sys.stderr,
+        )
+    print(f"wrote {out / 'rounds.csv'}, {out / 'summary.csv'}, {out / 'summary.md'}, {out / 'learning_curve.png'}", file=sys.stderr)
+    return 0
+
+
+def _header(data: Dataset, config: SimulationConfig) -> str:
+    return (
+        f"{len(data.texts)} texts, {len(data.classes)} classes; mode {config.mode}, max_length {config.max_length}; "
+        f"initial {config.initial} ({config.initial_strategy}), batch {config.batch_size}, rounds {config.rounds}, "
+        f"test fraction {config.test_fraction}; seeds {', '.join(map(str, config.seeds))}."
+    )
+

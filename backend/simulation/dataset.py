@@ -1,0 +1,247 @@
+"""Reading a labeled dataset for the simulation: a table (CSV, TSV, JSONL, JSON) or a Label Studio export."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class InputError(ValueError):
+    """The input or the options cannot be simulated; the message says why, in one line."""
+
+
+# --------------------------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class Dataset:
+    texts: list[str]
+    labels: list[str]
+    classes: list[str]
+    source: str = ""
+    skipped: int = 0  # tasks without a usable annotation (Label Studio exports)
+
+    @property
+    def y(self) -> np.ndarray:
+        index = {name: i for i, name in enumerate(self.classes)}
+        return np.array([index[label] for label in self.labels], dtype=np.int64)
+
+
+def read_dataset(
+    path: str | Path,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    label_config: str | None = None,
+    text_field: str | None = None,
+) -> Dataset:
+    """Read a table (csv/tsv/jsonl/json records) or a Label Studio JSON export; validate it."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"input file not found: {path}")
+    if path.is_dir():
+        raise InputError(f"input {path} is a folder; pass a CSV, TSV, JSONL or Label Studio JSON export file")
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        records, columns = _read_delimited(path, "\t" if suffix == ".tsv" else ",")
+        return _table_dataset(records, columns, text_column, label_column, str(path))
+    if suffix in (".jsonl", ".ndjson"):
+        records = _read_jsonl(path)
+        return _table_dataset(records, _columns_of(records), text_column, label_column, str(path))
+    if suffix == ".json":
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path} is not valid JSON: {exc}") from None
+        if isinstance(payload, dict) and "data" in payload:
+            payload = [payload]  # a single-task export
+        if not isinstance(payload, list) or not all(isinstance(item, dict) for item in payload):
+            raise InputError(f"{path} must hold a JSON list of objects (a Label Studio export or table records)")
+        if payload and all("data" in item and isinstance(item["data"], dict) for item in payload):
+            return _label_studio_dataset(payload, label_config, text_field, str(path))
+        return _table_dataset(payload, _columns_of(payload), text_column, label_column, str(path))
+    raise InputError(f"cannot read {path.name}: use a .csv, .tsv, .jsonl or .json (Label Studio export) file")
+
+
+def _read_delimited(path: Path, delimiter: str) -> tuple[list[dict[str, Any]], list[str]]:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle, delimiter=delimiter)
+            records = list(reader)
+            return records, list(reader.fieldnames or [])
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"cannot parse {path} as {'TSV' if delimiter == chr(9) else 'CSV'}: {exc}") from None
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    records = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path} line {number} is not valid JSON: {exc}") from None
+            if not isinstance(record, dict):
+                raise InputError(f"{path} line {number} is not a JSON object")
+            records.append(record)
+    return records
+
+
+def _columns_of(records: list[dict[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(key for record in records for key in record))
+
+
+def _rows_list(rows: list[int], limit: int = 5) -> str:
+    shown = ", ".join(str(r) for r in rows[:limit])
+    return shown + (", ..." if len(rows) > limit else "")
+
+
+def _table_dataset(records, columns, text_column, label_column, source) -> Dataset:
+    if not records:
+        raise InputError(f"{source} has no rows")
+    for role, column in (("text", text_column), ("label", label_column)):
+        if column not in columns:
+            option = "--text-column" if role == "text" else "--label-column"
+            raise InputError(
+                f"{role} column {column!r} not found in {source}; available columns: {', '.join(map(str, columns))} "
+                f"(choose one with {option})"
+            )
+    texts = [_cell(record.get(text_column)) for record in records]
+    labels = [_cell(record.get(label_column)) for record in records]
+    # Row numbers as a user sees them: 1 = first data row.
+    empty_text = [i + 1 for i, text in enumerate(texts) if not text.strip()]
+    if empty_text:
+        raise InputError(
+            f"{len(empty_text)} of {len(texts)} rows have an empty text in column {text_column!r} "
+            f"(rows {_rows_list(empty_text)}); fill them in or remove them"
+        )
+    empty_label = [i + 1 for i, label in enumerate(labels) if not label.strip()]
+    if empty_label:
+        raise InputError(
+            f"{len(empty_label)} of {len(labels)} rows have an empty label in column {label_column!r} "
+            f"(rows {_rows_list(empty_label)}); the simulation needs every row labeled"
+        )
+    labels = [label.strip() for label in labels]
+    return _checked(Dataset(texts, labels, sorted(set(labels)), source))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def _label_studio_dataset(tasks, label_config_path, text_field, source) -> Dataset:
+    spec = None
+    if label_config_path:
+        from backend.labels import UnsupportedLabelConfig, parse_label_config
+
+        config_file = Path(label_config_path)
+        if not config_file.is_file():
+            raise InputError(f"label config file not found: {config_file}")
+        try:
+            spec = parse_label_config(config_file.read_text(encoding="utf-8"))
+        except UnsupportedLabelConfig as exc:
+            raise InputError(f"label config {config_file}: {exc}") from None
+    field_name = text_field or (spec.value_field if spec else None) or _infer_text_field(tasks)
+    from_name = spec.from_name if spec else _infer_from_name(tasks)
+
+    texts, labels, unlabeled, missing_field = [], [], 0, []
+    for number, task in enumerate(tasks, 1):
+        label = _task_label(task, from_name)
+        if label is None:
+            unlabeled += 1
+            continue
+        if field_name not in task["data"]:
+            missing_field.append(number)
+            continue
+        texts.append(_cell(task["data"][field_name]))
+        labels.append(label)
+    if missing_field:
+        raise InputError(
+            f"{len(missing_field)} labeled tasks have no data field {field_name!r} (tasks {_rows_list(missing_field)}); "
+            "pass --text-field or --label-config"
+        )
+    if not texts:
+        raise InputError(f"{source} has {len(tasks)} tasks but none with a choices annotation to learn from")
+    empty = [i + 1 for i, text in enumerate(texts) if not text.strip()]
+    if empty:
+        raise InputError(f"{len(empty)} of {len(texts)} labeled tasks have an empty text in data field {field_name!r}")
+    if spec:
+        unknown = sorted(set(labels) - set(spec.classes))
+        if unknown:
+            raise InputError(
+                f"annotations use choices not in the label config: {', '.join(unknown)} "
+                f"(config choices: {', '.join(spec.classes)})"
+            )
+        classes = [c for c in spec.classes if c in set(labels)]
+    else:
+        classes = sorted(set(labels))
+    return _checked(Dataset(texts, labels, classes, source, skipped=unlabeled))
+
+
+def _infer_text_field(tasks) -> str:
+    fields = list(dict.fromkeys(k for task in tasks for k, v in task["data"].items() if isinstance(v, str)))
+    if len(fields) == 1:
+        return fields[0]
+    if not fields:
+        raise InputError("the tasks' data holds no text field; pass --text-field or --label-config")
+    raise InputError(
+        f"cannot tell which task data field holds the text (found: {', '.join(fields)}); "
+        "pass --text-field or --label-config"
+    )
+
+
+def _infer_from_name(tasks) -> str | None:
+    names = {
+        region.get("from_name")
+        for task in tasks
+        for annotation in task.get("annotations") or []
+        for region in annotation.get("result") or []
+        if region.get("type", "choices") == "choices" and (region.get("value") or {}).get("choices")
+    }
+    if len(names) > 1:
+        raise InputError(
+            f"the annotations hold several choices controls ({', '.join(sorted(map(str, names)))}); "
+            "pass --label-config to pick the one to learn"
+        )
+    return next(iter(names), None)
+
+
+def _task_label(task, from_name: str | None) -> str | None:
+    """The first non-cancelled annotation's choice for ``from_name``."""
+    for annotation in task.get("annotations") or []:
+        if annotation.get("was_cancelled"):
+            continue
+        for region in annotation.get("result") or []:
+            if region.get("from_name") == from_name and region.get("type", "choices") == "choices":
+                choices = (region.get("value") or {}).get("choices") or []
+                if choices:
+                    return str(choices[0])
+    return None
+
+
+def _checked(data: Dataset) -> Dataset:
+    if len(data.classes) < 2:
+        found = data.classes[0] if data.classes else "none"
+        raise InputError(f"need at least 2 classes to classify; {data.source} has 1 ({found!r})" if data.classes else
+                         f"need at least 2 classes to classify; {data.source} has none")
+    counts = {c: 0 for c in data.classes}
+    for label in data.labels:
+        counts[label] += 1
+    rare = sorted(c for c, n in counts.items() if n < 2)
+    if rare:
+        raise InputError(
+            f"classes with fewer than 2 examples cannot be split into pool and test: {', '.join(rare)}; "
+            "add examples or remove those rows"
+        )
+    return data

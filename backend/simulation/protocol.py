@@ -1,0 +1,110 @@
+"""The simulation's protocol: its settings, the test split, the initial labels and each round's batch."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from backend.simulation.dataset import InputError
+
+#: How round 0's labels are drawn. ``random``: uniformly, as a Label Studio project gets its first labels;
+#: ``cold_start``: the cold_start ranking, as the backend serves a new project; ``stratified``: every class at
+#: least once (a protocol that flatters: no real project starts that way).
+INITIAL_STRATEGIES = ("random", "cold_start", "stratified")
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    strategies: tuple[str, ...] = ("margin", "random")
+    seeds: tuple[int, ...] = (0, 1, 2)
+    initial: int = 10
+    batch_size: int = 10
+    rounds: int = 10
+    test_fraction: float = 0.2
+    mode: str = "head"
+    model: str = ""  # "" = the bundled default
+    max_length: int = 128
+    epochs: int = 3
+    learning_rate: float = 5e-5
+    train_batch_size: int = 16
+    committee_size: int = 5
+    pool_limit: int | None = None
+    initial_strategy: str = "random"
+    device: str = "auto"
+
+    def project_settings(self, strategy: str, seed: int):
+        from backend.settings import DEFAULT_MODEL, ProjectSettings
+
+        return ProjectSettings(
+            strategy=strategy,
+            model_name=self.model or DEFAULT_MODEL,
+            model_mode=self.mode,
+            epochs=self.epochs,
+            batch_size=self.train_batch_size,
+            learning_rate=self.learning_rate,
+            max_length=self.max_length,
+            query_batch_size=self.batch_size,
+            committee_size=self.committee_size,
+            seed=seed,
+            device=self.device,
+        )
+
+
+def subsample(y: np.ndarray, limit: int | None, seed: int = 0) -> np.ndarray:
+    """Sorted indices of a class-stratified random subsample of at most ``limit`` rows."""
+    if limit is None or limit >= len(y):
+        return np.arange(len(y))
+    from sklearn.model_selection import train_test_split
+
+    keep, _ = train_test_split(np.arange(len(y)), train_size=limit, stratify=y, random_state=seed)
+    return np.sort(keep)
+
+
+def make_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified (pool, test) indices, fixed per seed, both sorted."""
+    from sklearn.model_selection import train_test_split
+
+    pool, test = train_test_split(np.arange(len(y)), test_size=test_fraction, stratify=y, random_state=seed)
+    return np.sort(pool), np.sort(test)
+
+
+def initial_indices(y_pool: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Positions in the pool of a stratified random initial set: every class at least once, the rest
+    in proportion to class frequency (seeded)."""
+    rng = np.random.default_rng([seed, 7919])
+    classes = np.unique(y_pool)
+    if size < len(classes):
+        raise InputError(f"--initial {size} is smaller than the number of classes ({len(classes)})")
+    chosen = [int(rng.choice(np.flatnonzero(y_pool == c))) for c in classes]
+    rest = np.setdiff1d(np.arange(len(y_pool)), chosen)
+    if size > len(chosen):
+        from sklearn.model_selection import train_test_split
+
+        extra = size - len(chosen)
+        counts = np.bincount(y_pool[rest], minlength=int(y_pool.max()) + 1)
+        can_stratify = extra >= len(classes) and counts[counts > 0].min() >= 2 and extra < len(rest)
+        if extra >= len(rest):
+            picked = rest
+        elif can_stratify:
+            picked, _ = train_test_split(
+                rest, train_size=extra, stratify=y_pool[rest], random_state=int(rng.integers(2**31))
+            )
+        else:
+            picked = rng.choice(rest, size=extra, replace=False)
+        chosen.extend(int(i) for i in picked)
+    return np.array(chosen, dtype=np.int64)
+
+
+def uniform_initial_indices(n_pool: int, size: int, seed: int) -> np.ndarray:
+    """Positions in the pool of ``size`` tasks drawn uniformly at random (seeded): one class may be missing."""
+    return np.random.default_rng([seed, 7919]).choice(n_pool, size=min(size, n_pool), replace=False).astype(np.int64)
+
+
+def select_batch(informativeness: np.ndarray, size: int) -> np.ndarray:
+    """The ``size`` most informative positions, ties in pool order (a stable sort)."""
+    return np.argsort(-np.asarray(informativeness, dtype=np.float64), kind="stable")[:size]
+
+
+def round_seed(seed: int, round_index: int) -> int:
+    """A distinct, reproducible random_state per (seed, round), so random draws differ between rounds."""
+    return int(np.random.SeedSequence([seed, round_index]).generate_state(1)[0])

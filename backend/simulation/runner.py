@@ -1,0 +1,183 @@
+"""Playing the rounds: hide the labels, reveal them batch by batch as the worker would ask for them."""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+import numpy as np
+
+from backend.simulation.dataset import Dataset
+from backend.simulation.protocol import (
+    SimulationConfig,
+    initial_indices,
+    make_split,
+    round_seed,
+    select_batch,
+    uniform_initial_indices,
+)
+
+ROUND_COLUMNS = (
+    "strategy", "seed", "round", "labels_used", "accuracy", "precision_macro", "recall_macro", "f1_macro",
+    "train_seconds", "query_seconds",
+)
+ClassifierFactory = Callable[[Any], Any]  # ProjectSettings -> TextClassifier
+
+
+
+
+@dataclass
+class SimulationResult:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    reference: dict[int, float] = field(default_factory=dict)  # seed -> full-pool accuracy
+    notes: list[str] = field(default_factory=list)
+
+
+class Simulator:
+    """Runs the rounds; ``make_classifier(settings)`` builds the worker's classifier.
+
+    In head mode one frozen-encoder classifier is shared by every run (its embedding cache makes each
+    refit cost only the logistic head); in finetune mode every fit starts from a fresh model.
+    """
+
+    def __init__(self, data: Dataset, config: SimulationConfig, make_classifier: ClassifierFactory | None = None):
+        from backend.classifiers import build_classifier
+
+        self.data = data
+        self.config = config
+        self.y = data.y
+        self._build = make_classifier or (lambda settings: build_classifier(data.classes, settings))
+        self._shared = None
+        self.notes: list[str] = []
+
+    # One classifier per round in finetune mode, one for everything in head mode.
+    def classifier(self, strategy: str, seed: int):
+        settings = self.config.project_settings(strategy, seed)
+        if self.config.mode != "head":
+            return self._build(settings)
+        if self._shared is None:
+            self._shared = self._build(settings)
+        self._shared.settings = settings  # seed for the head and the bootstrap committee
+        return self._shared
+
+    def warm_up(self, progress=None) -> float:
+        """Head mode: encode every text once up front, so train/query times measure the AL loop only."""
+        if self.config.mode != "head":
+            return 0.0
+        started = time.perf_counter()
+        self.classifier(self.config.strategies[0], self.config.seeds[0]).embed(self.data.texts, progress)
+        return time.perf_counter() - started
+
+    def reference_accuracy(self, seed: int) -> float:
+        """Accuracy of a model trained on the whole pool: the ceiling the learning curves approach."""
+        pool, test = make_split(self.y, self.config.test_fraction, seed)
+        classifier = self.classifier("random", seed).fit([self.data.texts[i] for i in pool], self.y[pool])
+        predicted = classifier.predict_proba([self.data.texts[i] for i in test]).argmax(1)
+        from backend.evaluation import classification_metrics
+
+        return classification_metrics(self.y[test], predicted)["accuracy"]
+
+    def run(self, strategy_name: str, seed: int, tick: Callable[[], None] = lambda: None) -> list[dict[str, Any]]:
+        from backend.evaluation import classification_metrics
+        from backend.phases import choose_phase
+        from backend.scoring import StrategyUnavailable, collect_outputs
+        from strategies import make_strategy
+
+        cfg, texts, y = self.config, self.data.texts, self.y
+        pool, test = make_split(y, cfg.test_fraction, seed)
+        test_texts = [texts[i] for i in test]
+        labeled = pool[self._initial(pool, seed)]
+        unlabeled = np.setdiff1d(pool, labeled)  # sorted: the pool keeps dataset order
+        rows = []
+        for round_index in range(cfg.rounds + 1):
+            started = time.perf_counter()
+            classifier = self.classifier(strategy_name, seed)
+            labeled_texts = [texts[i] for i in labeled]
+            # As in the worker: until min_labels labels in two classes exist, no model trains and the
+            # cold-start phase ranks the pool (only a non-stratified initial set can start there).
+            phase, _ = choose_phase(cfg.project_settings(strategy_name, seed), y[labeled])
+            if phase == "cold_start":
+                # No model: the best guess is the one class seen so far (the most frequent, if several).
+                predicted = np.full(len(test), np.bincount(y[labeled]).argmax())
+            else:
+                classifier.fit(labeled_texts, y[labeled])
+                predicted = classifier.predict_proba(test_texts).argmax(1)
+            train_seconds = time.perf_counter() - started
+            metrics = classification_metrics(y[test], predicted)
+            query_seconds = 0.0
+            if round_index < cfg.rounds:
+                started = time.perf_counter()
+                round_strategy = "cold_start" if phase == "cold_start" else strategy_name
+                strategy = make_strategy(round_strategy, batch_size=cfg.batch_size, random_state=round_seed(seed, round_index))
+                pool_texts = [texts[i] for i in unlabeled]
+                try:
+                    # As in the worker: the trained model's pool probabilities are always computed
+                    # (they are the pre-annotations), and passed in for the strategy to reuse.
+                    proba = classifier.predict_proba(pool_texts) if phase != "cold_start" else None
+                    outputs = collect_outputs(
+                        classifier, strategy, pool_texts, labeled_texts, y[labeled],
+                        committee_size=cfg.committee_size, seed=seed, proba=proba,
+                    )
+                    if outputs.proba is None and outputs.embeddings is None:
+                        # "random" requires nothing but the pool size; collect_outputs drops an unrequired proba.
+                        outputs = replace(outputs, proba=proba)
+                    informativeness = strategy.query(outputs)
+                except StrategyUnavailable as exc:
+                    # e.g. "difficulty" before every class has 2 labels: fall back to random for this round.
+                    informativeness = np.random.default_rng(round_seed(seed, round_index)).random(len(unlabeled))
+                    self.notes.append(f"{strategy_name} seed {seed} round {round_index}: {exc}; used random")
+                picked = unlabeled[select_batch(informativeness, cfg.batch_size)]
+                query_seconds = time.perf_counter() - started
+            rows.append({
+                "strategy": strategy_name, "seed": seed, "round": round_index, "labels_used": len(labeled),
+                **metrics, "train_seconds": train_seconds, "query_seconds": query_seconds,
+            })
+            tick()
+            if round_index < cfg.rounds:
+                labeled = np.concatenate([labeled, picked])
+                unlabeled = np.setdiff1d(unlabeled, picked)
+        return rows
+
+    def _initial(self, pool: np.ndarray, seed: int) -> np.ndarray:
+        cfg = self.config
+        if cfg.initial_strategy == "stratified":
+            return initial_indices(self.y[pool], cfg.initial, seed)
+        if cfg.initial_strategy == "random":
+            return uniform_initial_indices(len(pool), cfg.initial, seed)
+        from backend.scoring import collect_outputs
+        from strategies import make_strategy
+
+        strategy = make_strategy("cold_start", batch_size=cfg.initial, random_state=seed)
+        pool_texts = [self.data.texts[i] for i in pool]
+        outputs = collect_outputs(self.classifier("cold_start", seed), strategy, pool_texts, [], np.zeros(0, np.int64),
+                                  committee_size=cfg.committee_size, seed=seed)
+        return select_batch(strategy.query(outputs), cfg.initial)
+
+
+def simulate(
+    data: Dataset,
+    config: SimulationConfig,
+    *,
+    make_classifier: ClassifierFactory | None = None,
+    progress: bool = True,
+) -> SimulationResult:
+    """Every strategy × seed, plus one full-pool reference fit per seed."""
+    from tqdm.auto import tqdm
+
+    simulator = Simulator(data, config, make_classifier)
+    total = len(config.strategies) * len(config.seeds) * (config.rounds + 1) + len(config.seeds)
+    result = SimulationResult()
+    with tqdm(total=total, desc="simulate", unit="fit", disable=not progress, file=sys.stderr, dynamic_ncols=True) as bar:
+        if config.mode == "head":
+            bar.set_postfix_str("encoding texts")
+            simulator.warm_up()
+        for seed in config.seeds:
+            bar.set_postfix_str(f"seed {seed} full-pool reference")
+            result.reference[seed] = simulator.reference_accuracy(seed)
+            bar.update()
+            for strategy in config.strategies:
+                bar.set_postfix_str(f"seed {seed} {strategy}")
+                result.rows.extend(simulator.run(strategy, seed, tick=bar.update))
+    result.notes = simulator.notes
+    return result

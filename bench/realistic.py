@@ -1,0 +1,113 @@
+"""The realistic protocol (issue 11), next to the standard one in ``bench/label_efficiency.py``.
+
+A Label Studio project starts from whatever its annotators label first, and its budget is decided in the
+first hundred labels. So: a 90-label budget (10 initial labels, then 8 rounds of 10); initial labels drawn
+as a project gets them, uniformly at random or by the ``cold_start`` ranking the backend serves a new
+project, never stratified; 5 seeds. Until two classes are labeled no model trains, and the simulation
+ranks with the cold-start phase, as the worker does (``backend.simulation.runner``).
+
+Per dataset and start: paired Δ AUC against random with a 95% Student-t interval over seeds, labels to reach
+95% / 98% of the full-pool accuracy, and the headroom: the full-pool ceiling against random's AUC.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import datasets  # noqa: E402
+from simulation_inputs import classifier_factory, dataset_and_config  # noqa: E402
+
+from backend.settings import ProjectSettings  # noqa: E402
+from backend.simulation.runner import ROUND_COLUMNS, simulate  # noqa: E402
+from backend.simulation.summary import fmt_interval, fmt_reach, summarize, summary_markdown  # noqa: E402
+
+BUDGET = {"initial": 10, "batch_size": 10, "rounds": 8}
+STARTS = ("random", "cold_start")
+DEFAULT_STRATEGY = ProjectSettings().strategy
+
+
+def rounds_path(results_dir: Path, name: str, start: str) -> Path:
+    return results_dir / f"{name}_realistic_{start}_rounds.csv"
+
+
+def run(name: str, seeds: tuple[int, ...], strategies: tuple[str, ...], encoder_holder: dict, results_dir: Path) -> None:
+    """Simulate every strategy from each start; rounds and the full-pool references go to ``results_dir``."""
+    for start in STARTS:
+        cache, data, config = dataset_and_config(name, seeds, strategies, {**BUDGET, "initial_strategy": start})
+        print(f"[{name}] realistic protocol, {start} start", file=sys.stderr, flush=True)
+        result = simulate(data, config, make_classifier=classifier_factory(data, cache, encoder_holder), progress=True)
+        results_dir.mkdir(exist_ok=True)
+        with rounds_path(results_dir, name, start).open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=ROUND_COLUMNS)
+            writer.writeheader()
+            for row in result.rows:
+                writer.writerow({k: (f"{row[k]:.6f}" if isinstance(row[k], float) else row[k]) for k in ROUND_COLUMNS})
+        meta = {"reference": {str(seed): accuracy for seed, accuracy in result.reference.items()}, "notes": result.notes}
+        rounds_path(results_dir, name, start).with_suffix(".meta.json").write_text(json.dumps(meta, indent=1))
+
+
+def _load(results_dir: Path, name: str, start: str) -> tuple[list[dict], dict[int, float]] | None:
+    path = rounds_path(results_dir, name, start)
+    if not path.exists():
+        return None
+    with path.open(newline="") as handle:
+        rows = [{k: (v if k == "strategy" else int(v) if k in ("seed", "round", "labels_used") else float(v))
+                 for k, v in row.items()} for row in csv.DictReader(handle)]
+    meta = json.loads(path.with_suffix(".meta.json").read_text())
+    return rows, {int(seed): accuracy for seed, accuracy in meta["reference"].items()}
+
+
+def render(names: list[str], results_dir: Path) -> list[str]:
+    """The RESULTS.md section: a headline table, then each dataset's full table per start."""
+    headline = [
+        "| dataset | start | random AUC | full-pool accuracy (headroom over random's AUC) | "
+        f"default ({DEFAULT_STRATEGY}) Δ AUC pp, 95% CI | best strategy: Δ AUC pp, 95% CI | "
+        f"labels to 95% / 98%: {DEFAULT_STRATEGY} | random |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    details = []
+    for name in names:
+        for start in STARTS:
+            loaded = _load(results_dir, name, start)
+            if loaded is None:
+                continue
+            rows, reference = loaded
+            summary = {entry["strategy"]: entry for entry in summarize(rows, reference)}
+            default, random = summary.get(DEFAULT_STRATEGY), summary["random"]
+            best = max((e for s, e in summary.items() if s != "random"), key=lambda e: e["auc_mean"])
+            ceiling = random["full_pool_accuracy_mean"]
+
+            def delta(entry):
+                return (f"{entry['delta_auc_vs_random_mean'] * 100:+.1f} "
+                        f"{fmt_interval(entry['delta_auc_vs_random_ci95_low'], entry['delta_auc_vs_random_ci95_high'], 100.0)}")
+
+            headline.append(
+                f"| {datasets.NAMES[name]} | {start} | {random['auc_mean']:.3f} | {ceiling:.3f} "
+                f"({(ceiling - random['auc_mean']) * 100:+.1f} pp) | {delta(default) if default else 'not run'} | "
+                f"{best['strategy']} {delta(best)} | "
+                f"{fmt_reach(default, 95) if default else 'n/a'} / {fmt_reach(default, 98) if default else 'n/a'} | "
+                f"{fmt_reach(random, 95)} / {fmt_reach(random, 98)} |"
+            )
+            details.append(summary_markdown(list(summary.values()), f"{datasets.NAMES[name]}, {start} start").replace("## ", "#### ", 1))
+    if len(headline) == 2:
+        return []
+    budget = BUDGET["initial"] + BUDGET["batch_size"] * BUDGET["rounds"]
+    return [
+        f"## Realistic protocol: {budget} labels, no stratified start",
+        "",
+        f"{BUDGET['initial']} initial labels drawn uniformly at random (*random* start) or by the `cold_start` ranking "
+        f"(*cold_start* start), then {BUDGET['rounds']} rounds of {BUDGET['batch_size']}; until two classes are labeled "
+        "no model trains and the cold-start phase ranks, as in the worker. Same embeddings, splits and head as the "
+        "standard protocol. Δ AUC is paired per seed against random with the same start; the interval is a 95% "
+        "Student-t interval over seeds. \"Labels to 95% / 98%\": labels until test accuracy reaches that share of the "
+        "full-pool accuracy.",
+        "",
+        *headline,
+        "",
+        *details,
+    ]
