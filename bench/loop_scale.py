@@ -137,8 +137,9 @@ class LoopProject(Project):
 
 
 class RssSampler(threading.Thread):
-    """Every 0.2 s, the RSS (MB) of a process and all its descendants: peaks of their sum and of the largest one.
-    ``take()`` returns both peaks and resets them."""
+    """Every 0.2 s, the memory (MB) of a process and all its descendants: the peak of their summed proportional
+    set size (PSS: a page shared by the worker and the work horse it forked counts half in each, so the sum is
+    what they hold together) and the peak RSS of the largest one. ``take()`` returns both peaks and resets them."""
 
     def __init__(self, pid: int):
         super().__init__(daemon=True)
@@ -147,36 +148,25 @@ class RssSampler(threading.Thread):
     def run(self) -> None:
         while not self.halt.wait(0.2):
             with suppress(OSError, ValueError):
-                sizes = tree_rss_mb(self.pid)
-                self.peaks = (max(self.peaks[0], sum(sizes)), max(self.peaks[1], max(sizes, default=0.0)))
+                sizes = tree_memory_mb(self.pid)
+                self.peaks = (max(self.peaks[0], sum(pss for pss, _ in sizes)),
+                              max(self.peaks[1], max((rss for _, rss in sizes), default=0.0)))
 
     def take(self) -> tuple[float, float]:
         peaks, self.peaks = self.peaks, (0.0, 0.0)
         return peaks
 
 
-def tree_rss_mb(pid: int) -> list[float]:
-    """RSS in MB of ``pid`` and each of its descendants (psutil when importable, else /proc)."""
-    try:
-        import psutil
-        try:
-            root = psutil.Process(pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return []
-        sizes = []
-        for proc in procs:
-            with suppress(psutil.Error):
-                sizes.append(proc.memory_info().rss / 2**20)
-        return sizes
-    except ImportError:
-        pass
-    sizes, todo = [], [pid]  # no psutil: /proc (children of the main thread, which is where RQ forks)
+def tree_memory_mb(pid: int) -> list[tuple[float, float]]:
+    """(PSS, RSS) in MB of ``pid`` and each of its descendants, from /proc (``smaps_rollup``, ``status``)."""
+    sizes, todo = [], [pid]  # children of the main thread, which is where RQ forks its work horses
     while todo:
         member = todo.pop()
         with suppress(OSError, AttributeError, ValueError):
             todo += [int(child) for child in Path(f"/proc/{member}/task/{member}/children").read_text().split()]
-            sizes.append(int(re.search(r"^VmRSS:\s+(\d+)", Path(f"/proc/{member}/status").read_text(), re.M).group(1)) / 1024)
+            pss = int(re.search(r"^Pss:\s+(\d+)", Path(f"/proc/{member}/smaps_rollup").read_text(), re.M).group(1))
+            rss = int(re.search(r"^VmRSS:\s+(\d+)", Path(f"/proc/{member}/status").read_text(), re.M).group(1))
+            sizes.append((pss / 1024, rss / 1024))
     return sizes
 
 
@@ -208,7 +198,8 @@ def timed_label(project: LoopProject, n_labeled: int, baseline: bool, timeout_s:
     return took, project.settle(n_labeled + 1, "the retrain to settle", timeout_s)
 
 
-def run_size(stack: dict, size: int, rounds: int, full_path: bool) -> dict:
+def run_size(stack: dict, size: int, rounds: int, full_path: bool, today_rounds: int | None = None) -> dict:
+    """``today_rounds``: rounds of today's retrain (default: every round up to LONG_BASELINE_SIZE tasks, else one)."""
     timeout_s = timeout_for(size)
     texts, labels, synthetic = rotten_pool(size)
     print(f"\n== {size:,} tasks ({'synthetic' if synthetic else 'real'} Rotten Tomatoes texts)", flush=True)
@@ -242,13 +233,14 @@ def run_size(stack: dict, size: int, rounds: int, full_path: bool) -> dict:
     texts_per_s = embedded / embed_s if embedded and embed_s else None
     print(f"  cold embedding: {embedded} texts in {fmt(embed_s)} s ({source})", flush=True)
     peaks = {"cold": sampler.take()}
-    print(f"  sampled RSS peak during the cold path: worker+horse {peaks['cold'][0]:.0f} MB, largest process {peaks['cold'][1]:.0f} MB", flush=True)
+    print(f"  sampled peaks during the cold path: worker+horse PSS {peaks['cold'][0]:.0f} MB, largest process RSS {peaks['cold'][1]:.0f} MB", flush=True)
 
     for _ in range(FIRST_LABELS):
         project.label_next()
     project.settle(FIRST_LABELS, "the first model", timeout_s)
     n, warm, today = FIRST_LABELS, [], []
-    today_rounds = rounds if size <= LONG_BASELINE_SIZE else 1
+    if today_rounds is None:
+        today_rounds = rounds if size <= LONG_BASELINE_SIZE else 1
     for round_no in range(rounds):
         for baseline, times in ((False, warm), (True, today))[: 2 if round_no < today_rounds else 1]:
             took, status = timed_label(project, n, baseline, timeout_s)
@@ -262,12 +254,12 @@ def run_size(stack: dict, size: int, rounds: int, full_path: bool) -> dict:
     peaks["rounds"] = sampler.take()
     row = {
         "size": size, "synthetic": synthetic, "cold_s": cold_s, "texts_per_s": texts_per_s, "texts_per_s_source": source,
-        "warm_s": statistics.median(warm), "today_s": statistics.median(today), "stored_max": max(stored),
+        "warm_s": statistics.median(warm), "today_s": statistics.median(today) if today else None, "stored_max": max(stored),
         "bound": size + 2 * TOP_K, "rss_outcome": max(outcome_rss) if outcome_rss else None,
         "rss_sampled": max(p[0] for p in peaks.values()), "peaks": peaks, "full_path": None,
     }
     if full_path and size <= LONG_BASELINE_SIZE:
-        row["full_path"] = measure_full_path(stack, texts, labels, timeout_s) + f"; sampled RSS peak {sampler.take()[0]:.0f} MB"
+        row["full_path"] = measure_full_path(stack, texts, labels, timeout_s) + f"; sampled worker+horse PSS peak {sampler.take()[0]:.0f} MB"
         print(f"  full path: {row['full_path']}", flush=True)
     return row
 
@@ -327,20 +319,20 @@ def write_table(out: str, command: str, ls_version: str, rounds: int, rows: list
         "memory-efficient prediction import, as `./dev up` starts it ([ls_import.md](ls_import.md)).",
         "",
         "| tasks | cold ranking s | warm fast path s (median) | today's retrain s (median) | speed-up | "
-        "LS predictions stored (max) | bound pool+2K | worker peak RSS MB (outcome) | worker+horse peak RSS MB (sampled) |",
+        "LS predictions stored (max) | bound pool+2K | worker peak RSS MB (outcome) | worker+horse peak PSS MB (sampled) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row['size']:,}{' (synthetic)' if row['synthetic'] else ''} | {row['cold_s']:.1f} | {row['warm_s']:.1f} | "
-            f"{row['today_s']:.1f} | {row['today_s'] / row['warm_s']:.1f}x | {row['stored_max']:,} | {row['bound']:,} | "
+            f"{fmt(row['today_s'])} | {fmt(row['today_s'] and row['today_s'] / row['warm_s'])}{'x' if row['today_s'] else ''} | {row['stored_max']:,} | {row['bound']:,} | "
             f"{fmt(row['rss_outcome'], '.0f')} | {row['rss_sampled']:.0f} |"
         )
     lines += ["", "Notes:"]
     for row in rows:
         lines.append(
             f"- {row['size']:,} tasks: cold-path embedding {fmt(row['texts_per_s'], '.0f')} texts/s ({row['texts_per_s_source']}); "
-            "sampled RSS peak MB, worker+horse / largest process: "
+            "sampled peaks MB, worker+horse PSS / largest process RSS: "
             + ", ".join(f"{phase} {total:.0f} / {largest:.0f}" for phase, (total, largest) in row["peaks"].items())
             + (f"; full path: {row['full_path']}" if row["full_path"] else "")
         )
@@ -356,6 +348,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--rounds", type=int, default=3, help="labels measured per condition and size")
     parser.add_argument("--full-path", action="store_true", help="also time /train on a finetune project per size")
+    parser.add_argument("--no-today", action="store_true", help="skip today's retrain (a quicker run for memory and warm latency)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "loop_scale.md"))
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
@@ -376,7 +369,7 @@ def main() -> None:
                  "worker": bench.worker, "sampler": sampler}
         print(f"stack up: LS {ls_version} at {bench.ls_url}, worker pid {bench.worker.process.pid}", flush=True)
         for size in sizes:
-            rows.append(run_size(stack, size, args.rounds, args.full_path))
+            rows.append(run_size(stack, size, args.rounds, args.full_path, 0 if args.no_today else None))
             table = write_table(args.out, command, ls_version, args.rounds, rows, (time.monotonic() - begun) / 60)
             print(f"  table so far written to {args.out}", flush=True)
     print("\n" + table, flush=True)
