@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -31,28 +33,47 @@ STARTS = ("random", "cold_start")
 DEFAULT_STRATEGY = ProjectSettings().strategy
 
 
-def rounds_path(results_dir: Path, name: str, start: str) -> Path:
-    return results_dir / f"{name}_realistic_{start}_rounds.csv"
+def l2_normalised(embeddings: np.ndarray) -> np.ndarray:
+    """Each row divided by its Euclidean norm: cosine geometry for the head, k-means and distances."""
+    return embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+
+
+#: Levers measured on the embeddings every strategy and the head read, against the same runs without them;
+#: each runs the default strategy and random. A lever becomes a worker setting only where the table says so.
+LEVERS = {"l2": ("L2-normalised embeddings", l2_normalised)}
+LEVER_STRATEGIES = (DEFAULT_STRATEGY, "random")
+
+
+def rounds_path(results_dir: Path, name: str, start: str, lever: str = "") -> Path:
+    return results_dir / f"{name}_realistic_{start}{'_' + lever if lever else ''}_rounds.csv"
 
 
 def run(name: str, seeds: tuple[int, ...], strategies: tuple[str, ...], encoder_holder: dict, results_dir: Path) -> None:
-    """Simulate every strategy from each start; rounds and the full-pool references go to ``results_dir``."""
+    """Simulate every strategy from each start, then each lever; rounds and full-pool references go to ``results_dir``."""
     for start in STARTS:
-        cache, data, config = dataset_and_config(name, seeds, strategies, {**BUDGET, "initial_strategy": start})
-        print(f"[{name}] realistic protocol, {start} start", file=sys.stderr, flush=True)
-        result = simulate(data, config, make_classifier=classifier_factory(data, cache, encoder_holder), progress=True)
-        results_dir.mkdir(exist_ok=True)
-        with rounds_path(results_dir, name, start).open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=ROUND_COLUMNS)
-            writer.writeheader()
-            for row in result.rows:
-                writer.writerow({k: (f"{row[k]:.6f}" if isinstance(row[k], float) else row[k]) for k in ROUND_COLUMNS})
-        meta = {"reference": {str(seed): accuracy for seed, accuracy in result.reference.items()}, "notes": result.notes}
-        rounds_path(results_dir, name, start).with_suffix(".meta.json").write_text(json.dumps(meta, indent=1))
+        _run_one(name, seeds, strategies, start, "", encoder_holder, results_dir)
+        for lever in LEVERS:
+            _run_one(name, seeds, LEVER_STRATEGIES, start, lever, encoder_holder, results_dir)
 
 
-def _load(results_dir: Path, name: str, start: str) -> tuple[list[dict], dict[int, float]] | None:
-    path = rounds_path(results_dir, name, start)
+def _run_one(name, seeds, strategies, start: str, lever: str, encoder_holder: dict, results_dir: Path) -> None:
+    cache, data, config = dataset_and_config(name, seeds, strategies, {**BUDGET, "initial_strategy": start})
+    if lever:
+        cache = {**cache, "embeddings": LEVERS[lever][1](cache["embeddings"])}
+    print(f"[{name}] realistic protocol, {start} start{', lever ' + lever if lever else ''}", file=sys.stderr, flush=True)
+    result = simulate(data, config, make_classifier=classifier_factory(data, cache, encoder_holder), progress=True)
+    results_dir.mkdir(exist_ok=True)
+    with rounds_path(results_dir, name, start, lever).open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=ROUND_COLUMNS)
+        writer.writeheader()
+        for row in result.rows:
+            writer.writerow({k: (f"{row[k]:.6f}" if isinstance(row[k], float) else row[k]) for k in ROUND_COLUMNS})
+    meta = {"reference": {str(seed): accuracy for seed, accuracy in result.reference.items()}, "notes": result.notes}
+    rounds_path(results_dir, name, start, lever).with_suffix(".meta.json").write_text(json.dumps(meta, indent=1))
+
+
+def _load(results_dir: Path, name: str, start: str, lever: str = "") -> tuple[list[dict], dict[int, float]] | None:
+    path = rounds_path(results_dir, name, start, lever)
     if not path.exists():
         return None
     with path.open(newline="") as handle:
@@ -96,6 +117,7 @@ def render(names: list[str], results_dir: Path) -> list[str]:
             details.append(summary_markdown(list(summary.values()), f"{datasets.NAMES[name]}, {start} start").replace("## ", "#### ", 1))
     if len(headline) == 2:
         return []
+    levers = _lever_table(names, results_dir)
     budget = BUDGET["initial"] + BUDGET["batch_size"] * BUDGET["rounds"]
     return [
         f"## Realistic protocol: {budget} labels, no stratified start",
@@ -109,5 +131,41 @@ def render(names: list[str], results_dir: Path) -> list[str]:
         "",
         *headline,
         "",
+        *levers,
         *details,
     ]
+
+
+def _lever_table(names: list[str], results_dir: Path) -> list[str]:
+    """Per lever, dataset and start: AUC of the default strategy and of random with and without the lever."""
+    lines = []
+    for lever, (title, _) in LEVERS.items():
+        rows = []
+        for name in names:
+            for start in STARTS:
+                plain, levered = _load(results_dir, name, start), _load(results_dir, name, start, lever)
+                if plain is None or levered is None:
+                    continue
+                before = {e["strategy"]: e for e in summarize(*plain)}
+                after = {e["strategy"]: e for e in summarize(*levered)}
+                default = after[DEFAULT_STRATEGY]
+                rows.append(
+                    f"| {datasets.NAMES[name]} | {start} | {before[DEFAULT_STRATEGY]['auc_mean']:.3f} → {default['auc_mean']:.3f} | "
+                    f"{before['random']['auc_mean']:.3f} → {after['random']['auc_mean']:.3f} | "
+                    f"{default['delta_auc_vs_random_mean'] * 100:+.1f} "
+                    f"{fmt_interval(default['delta_auc_vs_random_ci95_low'], default['delta_auc_vs_random_ci95_high'], 100.0)} |"
+                )
+        if rows:
+            lines += [
+                f"### Lever: {title}",
+                "",
+                f"The same runs with the lever applied to the embeddings that the head and every strategy read (the "
+                f"head keeps C=10). AUC without → with the lever; the last column is {DEFAULT_STRATEGY} against random, "
+                "both with the lever.",
+                "",
+                f"| dataset | start | {DEFAULT_STRATEGY} AUC | random AUC | {DEFAULT_STRATEGY} Δ AUC pp with the lever, 95% CI |",
+                "|---|---|---|---|---|",
+                *rows,
+                "",
+            ]
+    return lines
