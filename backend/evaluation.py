@@ -63,8 +63,9 @@ def cross_validated_head(X: np.ndarray, y: np.ndarray, seed: int) -> Evaluation:
 
     Cheap (a few logistic regressions over cached embeddings), so every fast retrain reports it without
     training a second model; every label then counts for both training and evaluation. Up to 5 folds of at
-    least 2 labels, and no more folds than the commonest class has labels. A class with a single label is still scored: its fold's head never saw the class, so
-    the label counts as an error, which is what the model would do with the next such task.
+    least 2 labels, and no more folds than the commonest class has labels. A class with a single label is
+    still scored: its fold's head never saw the class, so the label counts as an error, which is what the
+    model would do with the next such task.
     """
     # StratifiedKFold needs some class with at least one label per fold.
     folds = min(5, len(y) // 2, int(np.bincount(y).max()) if len(y) else 0)

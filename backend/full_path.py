@@ -31,10 +31,10 @@ from backend.evaluation import Evaluation, holdout_evaluation, holdout_split
 from backend.finetune import FineTunedClassifier
 from backend.frozen_head import FrozenEncoderClassifier
 from backend.jobs import JobProgress, Skip
-from backend.phases import can_train
 from backend.labels import UnsupportedLabelConfig, parse_label_config
 from backend.ls_client import LabeledTask, PoolTask
 from backend.model_store import ModelStore
+from backend.phases import can_train
 from backend.project_lock import project_lock
 from backend.queueing import FINETUNE, enqueue_retrain, is_dead, release_pending
 from backend.settings import ProjectSettings, ServiceSettings, SettingsError

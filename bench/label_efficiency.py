@@ -14,7 +14,6 @@ What it does, per dataset:
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -36,8 +35,8 @@ import realistic  # noqa: E402
 from simulation_inputs import TEST_FRACTION, classifier_factory, dataset_and_config  # noqa: E402
 
 from backend.simulation.protocol import initial_indices, make_split  # noqa: E402
-from backend.simulation.report import plot_learning_curves  # noqa: E402
-from backend.simulation.runner import ROUND_COLUMNS, Simulator, simulate  # noqa: E402
+from backend.simulation.report import plot_learning_curves, read_rounds, write_rounds  # noqa: E402
+from backend.simulation.runner import Simulator, simulate  # noqa: E402
 from backend.simulation.summary import summarize, summary_markdown  # noqa: E402
 
 SMALLTEXT_PYTHON = BENCH / ".cache" / "smalltext-venv" / "bin" / "python"
@@ -73,11 +72,7 @@ def run_dataset(name: str, seeds: tuple[int, ...], strategies: tuple[str, ...], 
     all_rows = result.rows + smalltext_rows
 
     RESULTS_DIR.mkdir(exist_ok=True)
-    with (RESULTS_DIR / f"{name}_rounds.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=ROUND_COLUMNS)
-        writer.writeheader()
-        for row in all_rows:
-            writer.writerow({k: (f"{row[k]:.6f}" if isinstance(row[k], float) else row[k]) for k in ROUND_COLUMNS})
+    write_rounds(RESULTS_DIR / f"{name}_rounds.csv", all_rows)
     meta = {"reference": {str(k): v for k, v in result.reference.items()}, "notes": result.notes,
             "smalltext_error": smalltext_error, "ours_seconds": ours_seconds, "smalltext_seconds": smalltext_seconds}
     (RESULTS_DIR / f"{name}_meta.json").write_text(json.dumps(meta, indent=1))
@@ -86,11 +81,7 @@ def run_dataset(name: str, seeds: tuple[int, ...], strategies: tuple[str, ...], 
 
 def render_dataset(name: str, strategies: tuple[str, ...], encoder_holder: dict) -> dict:
     """Summary and PNG from bench/results/<name>_rounds.csv (+ _meta.json); --report-only uses this alone."""
-    with (RESULTS_DIR / f"{name}_rounds.csv").open(newline="") as handle:
-        rows = [
-            {k: (v if k == "strategy" else int(v) if k in ("seed", "round", "labels_used") else float(v)) for k, v in r.items()}
-            for r in csv.DictReader(handle)
-        ]
+    rows = read_rounds(RESULTS_DIR / f"{name}_rounds.csv")
     seeds = tuple(sorted({r["seed"] for r in rows}))
     cache, data, config = dataset_and_config(name, seeds, strategies, LOOP[name])
     meta_path = RESULTS_DIR / f"{name}_meta.json"
@@ -281,19 +272,17 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     try:
         for name in names:
-            if name in LOOP and args.report_only:
-                results.append(render_dataset(name, strategies, encoder))
-            elif name in LOOP and "standard" in protocols:
-                results.append(run_dataset(name, seeds, strategies, encoder))
-            if name in LOOP and results:
+            if name in LOOP:  # a protocol not run keeps its tables, rendered from its CSVs
+                if "standard" in protocols and not args.report_only:
+                    results.append(run_dataset(name, seeds, strategies, encoder))
+                else:
+                    results.append(render_dataset(name, strategies, encoder))
                 print(summary_markdown(results[-1]["summary"], name), file=sys.stderr)
             if "realistic" in protocols and not args.report_only:
                 realistic.run(name, seeds, strategies, encoder, RESULTS_DIR)
     except datasets.DatasetUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not args.report_only and "standard" not in protocols:  # keep the standard tables from their CSVs
-        results = [render_dataset(name, strategies, encoder) for name in names if name in LOOP]
     path = write_results(results, names, seeds, None if args.report_only else time.perf_counter() - started,
                          [a for a in argv if a != "--report-only"])
     print(f"wrote {path}", file=sys.stderr)

@@ -11,7 +11,6 @@ Per dataset and start: paired Δ AUC against random with a 95% Student-t interva
 """
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from pathlib import Path
@@ -25,7 +24,8 @@ import datasets  # noqa: E402
 from simulation_inputs import classifier_factory, dataset_and_config  # noqa: E402
 
 from backend.settings import ProjectSettings  # noqa: E402
-from backend.simulation.runner import ROUND_COLUMNS, simulate  # noqa: E402
+from backend.simulation.report import read_rounds, write_rounds  # noqa: E402
+from backend.simulation.runner import simulate  # noqa: E402
 from backend.simulation.summary import fmt_interval, fmt_reach, summarize, summary_markdown  # noqa: E402
 
 BUDGET = {"initial": 10, "batch_size": 10, "rounds": 8}
@@ -63,11 +63,7 @@ def _run_one(name, seeds, strategies, start: str, lever: str, encoder_holder: di
     print(f"[{name}] realistic protocol, {start} start{', lever ' + lever if lever else ''}", file=sys.stderr, flush=True)
     result = simulate(data, config, make_classifier=classifier_factory(data, cache, encoder_holder), progress=True)
     results_dir.mkdir(exist_ok=True)
-    with rounds_path(results_dir, name, start, lever).open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=ROUND_COLUMNS)
-        writer.writeheader()
-        for row in result.rows:
-            writer.writerow({k: (f"{row[k]:.6f}" if isinstance(row[k], float) else row[k]) for k in ROUND_COLUMNS})
+    write_rounds(rounds_path(results_dir, name, start, lever), result.rows)
     meta = {"reference": {str(seed): accuracy for seed, accuracy in result.reference.items()}, "notes": result.notes}
     rounds_path(results_dir, name, start, lever).with_suffix(".meta.json").write_text(json.dumps(meta, indent=1))
 
@@ -76,11 +72,8 @@ def _load(results_dir: Path, name: str, start: str, lever: str = "") -> tuple[li
     path = rounds_path(results_dir, name, start, lever)
     if not path.exists():
         return None
-    with path.open(newline="") as handle:
-        rows = [{k: (v if k == "strategy" else int(v) if k in ("seed", "round", "labels_used") else float(v))
-                 for k, v in row.items()} for row in csv.DictReader(handle)]
     meta = json.loads(path.with_suffix(".meta.json").read_text())
-    return rows, {int(seed): accuracy for seed, accuracy in meta["reference"].items()}
+    return read_rounds(path), {int(seed): accuracy for seed, accuracy in meta["reference"].items()}
 
 
 def render(names: list[str], results_dir: Path) -> list[str]:

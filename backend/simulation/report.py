@@ -46,13 +46,24 @@ def plot_learning_curves(rows: list[dict[str, Any]], path: Path, title: str = ""
     plt.close(fig)
 
 
-def write_outputs(out: Path, result: SimulationResult, title: str = "", header: str = "") -> list[dict[str, Any]]:
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "rounds.csv").open("w", newline="") as handle:
+def write_rounds(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rounds as CSV (``ROUND_COLUMNS``; floats to 6 decimals), the form ``read_rounds`` reads back."""
+    with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=ROUND_COLUMNS)
         writer.writeheader()
-        for row in result.rows:
+        for row in rows:
             writer.writerow({k: (f"{row[k]:.6f}" if isinstance(row[k], float) else row[k]) for k in ROUND_COLUMNS})
+
+
+def read_rounds(path: Path) -> list[dict[str, Any]]:
+    with path.open(newline="") as handle:
+        return [{k: (v if k == "strategy" else int(v) if k in ("seed", "round", "labels_used") else float(v))
+                 for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def write_outputs(out: Path, result: SimulationResult, title: str = "", header: str = "") -> list[dict[str, Any]]:
+    out.mkdir(parents=True, exist_ok=True)
+    write_rounds(out / "rounds.csv", result.rows)
     summary = summarize(result.rows, result.reference)
     with (out / "summary.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(summary[0]))
