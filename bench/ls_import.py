@@ -60,6 +60,8 @@ def create_project(ls: LabelStudioAPI, size: int) -> tuple[int, list[int]]:
     while len(ids) < size:  # LS answers 404 for a page past the end, so count instead of probing
         batch = ls.call("GET", "/api/tasks", params={"project": project_id, "page": len(ids) // IMPORT_BATCH + 1,
                                                       "page_size": IMPORT_BATCH, "fields": "id", "include": "id"})
+        if not batch["tasks"]:
+            raise RuntimeError(f"project {project_id} lists {len(ids):,} tasks, not the {size:,} imported")
         ids += [task["id"] for task in batch["tasks"]]
     return project_id, ids
 

@@ -96,7 +96,7 @@ class Simulator:
             labeled_texts = [texts[i] for i in labeled]
             # As in the worker: until min_labels labels in two classes exist, no model trains and the
             # cold-start phase ranks the pool (only a non-stratified initial set can start there).
-            phase, _ = choose_phase(cfg.project_settings(strategy_name, seed), y[labeled])
+            phase, _ = choose_phase(classifier.settings, y[labeled])
             if phase == "cold_start":
                 # No model: the best guess is the one class seen so far (the most frequent, if several).
                 predicted = np.full(len(test), np.bincount(y[labeled]).argmax())
