@@ -15,15 +15,14 @@ real snippets; larger pools are synthetic: the first half of one snippet joined 
   POST until ``project.model_version`` is a new version whose /status shows every label given (median).
 - *today's retrain s*: the same, but the project's ``embeddings`` and ``task-mirror`` folders are deleted
   just before the label, so the retrain re-reads every task from LS and re-embeds the pool (median;
-  alternates with the warm rounds, same project; measured once above 20,000 tasks, where it takes minutes).
-  *speed-up* = today's / warm. Today's retrain also wrote every pool task's prediction; this one writes
-  ``top_k``, so the speed-up understates the gap by that write (about 5 s per 1,000 predictions).
+  alternates with the warm rounds, same project; measured once above 20,000 tasks, where it takes minutes;
+  ``--no-today`` skips it). *speed-up* = today's / warm. Both write ``top_k`` predictions.
 - *LS predictions stored (max)*: the largest sum of ``/api/projects/<id>/model-versions`` counts seen after
   any round; *bound pool+2K* = pool size + 2 x top_k.
 - *worker peak RSS MB (outcome)*: the largest ``peak_rss_mb`` in the retrain outcomes /status showed (n/a
-  when the backend does not report it). *worker+horse peak RSS MB (sampled)*: the largest sum of the RSS of
-  the worker and all its children (RQ forks a work horse per job), sampled from outside every 0.2 s; shared
-  copy-on-write pages count twice, so this over-states the memory actually used.
+  when the backend does not report it). *worker+horse peak PSS MB (sampled)*: the largest sum of the
+  proportional set sizes of the worker and all its children (RQ forks a work horse per job), sampled from
+  outside every 0.2 s; a page they share since the fork counts once in the sum.
 
 ``--full-path`` also connects a second project per size (up to 20,000 tasks) with ``model_mode: finetune``,
 ``finetune_every`` at the most the backend accepts and ``eval_fraction`` 0.5, gives it 10 labels and times a POST
