@@ -2,8 +2,8 @@
 
 - Training: CUDA with bf16 autocast when a GPU is visible, else the CPU in float32.
 - Inference (embedding, scoring): bf16 autocast on CUDA, and on CPUs that multiply bf16 in hardware
-  (AVX512-BF16 or AMX): there the bundled encoder embeds 2.5x faster than in float32, with a cosine of
-  0.99998 to the float32 vectors (``bench/embed_throughput.py``). Elsewhere a CPU emulates bf16, slower
+  (AVX512-BF16 or AMX): there the bundled encoder embeds 2.45-2.59x faster than in float32, with a cosine of
+  at least 0.99996 to the float32 vectors (``bench/embed_throughput.py``). Elsewhere a CPU emulates bf16, slower
   than float32, so it stays in float32.
 """
 from __future__ import annotations

@@ -9,7 +9,8 @@ Both embed the same texts with the bundled MiniLM and mean pooling, in this one 
 - ours: ``backend.encoder.Encoder.map_batches`` (tokenize once, length-sorted buckets, dynamic padding,
   ``torch.inference_mode``).
 It checks that both give the same vectors (cosine > 0.999), then prints texts/s and the ratio; the ratio is
-what bench/RESULTS.md records, not the absolute seconds (machines are noisy).
+what bench/RESULTS.md records, not the absolute seconds (machines are noisy). Where the backend infers in
+bf16 (``backend.devices.inference_precision``), it also runs the same encoder in float32 and prints that ratio.
 
 It also prints the encoder's achieved TFLOP/s (from the model's shape: 2 FLOPs per weight per token, plus
 attention) and, on CUDA, that as a fraction of the bf16 matmul peak measured on the same GPU a moment
@@ -41,7 +42,7 @@ def main() -> None:
     import torch
     from transformers import AutoModel, AutoTokenizer, pipeline
 
-    from backend.devices import select_device
+    from backend.devices import inference_precision, select_device
     from backend.encoder import Encoder, mean_pool, resolve_model_path
     from backend.settings import DEFAULT_MODEL
 
@@ -79,6 +80,18 @@ def main() -> None:
     print(f"pipeline:        {len(texts) / baseline_s:.1f} texts/s")
     print(f"backend encoder: {len(texts) / ours_s:.1f} texts/s")
     print(f"ratio: {baseline_s / ours_s:.2f}x")
+    precision = inference_precision(device)
+    if precision != "float32":  # what the lower precision buys: the same encoder with autocast switched off
+        def float32_forward(batch):
+            with torch.autocast(device.type, enabled=False):
+                return mean_pool(model(**batch).last_hidden_state, batch["attention_mask"])
+
+        started = time.perf_counter()
+        exact = encoder.map_batches(texts, float32_forward, None, "embed")
+        exact_s = time.perf_counter() - started
+        agreement = ((exact * ours).sum(1) / (np.linalg.norm(exact, axis=1) * np.linalg.norm(ours, axis=1))).min()
+        print(f"backend encoder in float32: {len(texts) / exact_s:.1f} texts/s; {precision} is {exact_s / ours_s:.2f}x "
+              f"faster, min cosine {agreement:.5f}")
     if cosine.min() < 0.999:
         raise SystemExit("the two embeddings disagree: the comparison is not like for like")
 
