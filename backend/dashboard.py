@@ -17,6 +17,8 @@ from datetime import datetime, timezone
 from html import escape
 from typing import Any, Iterable, Sequence
 
+from backend.advice import strategy_advice
+
 REFRESH_SECONDS = 10
 #: The header the route should send: the page needs its inline style and its data: icon, nothing else.
 CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
@@ -254,6 +256,9 @@ def render_dashboard(project_id: int, status: dict, history: list[dict], retrain
                f" — {_e(stopping.get('reason'))}</p>" if stopping else "<p>No stopping signal for this version.</p>")
             + f"{stopping_chart(history)}</section>"
         )
+    advice = strategy_advice(strategy, latest.get("label_counts"), settings.get("cold_start_phase", True) is not False)
+    body.append('<section class="advice"><h2>Which strategy</h2><ul>'
+                + "".join(f"<li>{_e(line)}</li>" for line in advice) + "</ul></section>")
     body.append(f"<section><h2>Retraining</h2>{_queue_html(status.get('queue') or {})}"
                 f"<h3>Last retrains</h3>{_retrains_html(retrains)}</section>")
     body.append(f"<footer>This page refreshes every {REFRESH_SECONDS} s.</footer>")

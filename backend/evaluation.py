@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
 
-from backend.head import head_estimator
+from backend.head import DEFAULT_C, head_estimator, stratified_folds
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def holdout_split(y: np.ndarray, eval_fraction: float, seed: int) -> tuple[np.nd
     return train, held
 
 
-def cross_validated_head(X: np.ndarray, y: np.ndarray, seed: int) -> Evaluation:
+def cross_validated_head(X: np.ndarray, y: np.ndarray, seed: int, C: float = DEFAULT_C) -> Evaluation:
     """The head's metrics under k-fold cross-validation on the labels' embeddings (stratified where it can be).
 
     Cheap (a few logistic regressions over cached embeddings), so every fast retrain reports it without
@@ -76,7 +76,7 @@ def cross_validated_head(X: np.ndarray, y: np.ndarray, seed: int) -> Evaluation:
         with warnings.catch_warnings():
             # "The least populated class has fewer members than n_splits": expected with few labels, see above.
             warnings.simplefilter("ignore", UserWarning)
-            predicted = cross_val_predict(head_estimator(seed), X, y, cv=cv)
+            predicted = cross_val_predict(head_estimator(seed, C), X, y, cv=cv)
     except ValueError as error:  # metrics must never cost the ranking: report why there are none
         return Evaluation(len(y), 0, None, None, None, None, note=f"no cross-validated estimate: {error}")
     return Evaluation(len(y) - len(y) // folds, len(y), **classification_metrics(y, predicted), note=f"{folds}-fold cross-validation")
@@ -87,20 +87,13 @@ def holdout_evaluation(y_true: np.ndarray, proba: np.ndarray, n_train: int) -> E
     return Evaluation(n_train, len(y_true), **classification_metrics(y_true, proba.argmax(1)), note="held out")
 
 
-def _folds(y: np.ndarray) -> int:
-    counts = np.bincount(y)
-    if len(counts[counts > 0]) < 2:
-        return 0
-    return int(min(5, counts[counts > 0].min()))
-
-
 def out_of_fold_losses(X: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
     """Per-example cross-entropy of a logistic head under k-fold cross-validation.
 
     A cheap, honest proxy for "how hard is this example for the model": each loss comes from a head that
     never saw the example. Folds shrink to the rarest class's count so every fold is stratified.
     """
-    folds = _folds(y)
+    folds = stratified_folds(y)
     if folds < 2:
         raise ValueError("out-of-fold losses need at least 2 labels in each of at least 2 classes")
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)

@@ -11,7 +11,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 from backend.devices import inference_precision
 from backend.embedding_cache import EmbeddingCache, encoder_fingerprint
 from backend.encoder import Encoder, check_max_length, mean_pool, resolve_model_path
-from backend.head import fit_head, head_proba
+from backend.head import DEFAULT_C, fit_head, head_estimator, head_proba
 from backend.settings import ProjectSettings
 from backend.training import TextClassifier, saved_classes
 
@@ -94,7 +94,7 @@ class FrozenEncoderClassifier(TextClassifier):
 
     def fit(self, texts, y, progress=None):
         self.train_X, self.train_y = self.embed(texts, progress), np.asarray(y, dtype=np.int64)
-        self.head = fit_head(self.train_X, self.train_y, self.settings.seed)
+        self.head = fit_head(self.train_X, self.train_y, self.settings.seed, self.settings.head_regularization)
         return self
 
     def predict_proba(self, texts, progress=None):
@@ -109,7 +109,9 @@ class FrozenEncoderClassifier(TextClassifier):
         probas = []
         for _ in range(members):
             sample = rng.integers(0, len(y_train), len(y_train))
-            member = fit_head(X_train[sample], y_train[sample], self.settings.seed) if len(set(y_train[sample])) > 1 else head
+            # Members keep the head's C: a committee of differently regularised heads would disagree about C.
+            resampled = len(set(y_train[sample])) > 1
+            member = head_estimator(self.settings.seed, head.C).fit(X_train[sample], y_train[sample]) if resampled else head
             probas.append(head_proba(member, X, len(self.classes)))
         return np.stack(probas)
 
@@ -125,6 +127,7 @@ class FrozenEncoderClassifier(TextClassifier):
             coef=head.coef_,
             intercept=head.intercept_,
             classes=head.classes_,
+            C=head.C,
             train_X=self.train_X,
             train_y=self.train_y,
         )
@@ -134,7 +137,8 @@ class FrozenEncoderClassifier(TextClassifier):
     def load(cls, folder, settings):
         classifier = cls(saved_classes(folder), settings, model_path=(folder / "encoder.txt").read_text())
         with np.load(folder / "head.npz") as data:
-            head = LogisticRegression()
+            # Heads saved before C was stored were all fit with the default.
+            head = LogisticRegression(C=float(data["C"]) if "C" in data else DEFAULT_C)
             head.coef_, head.intercept_, head.classes_ = data["coef"], data["intercept"], data["classes"]
             classifier.train_X, classifier.train_y = data["train_X"], data["train_y"]
         classifier.head = head

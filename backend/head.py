@@ -2,17 +2,57 @@
 cross-validated estimate and the out-of-fold losses, so all three measure the same model."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+from sklearn.model_selection import StratifiedKFold
+
+#: Light regularisation: embeddings are dense and labels few.
+DEFAULT_C = 10.0
+#: Inverse regularisation strengths that ``head_regularization: cv`` chooses from.
+C_GRID = (0.1, 1.0, 10.0, 100.0)
 
 
-def head_estimator(seed: int) -> LogisticRegression:
-    """Multinomial logistic regression, lightly regularised (C=10): embeddings are dense and labels few."""
-    return LogisticRegression(max_iter=2000, C=10.0, random_state=seed)
+def head_estimator(seed: int, C: float = DEFAULT_C) -> LogisticRegression:
+    """Multinomial logistic regression with inverse regularisation strength ``C``."""
+    return LogisticRegression(max_iter=2000, C=C, random_state=seed)
 
 
-def fit_head(X: np.ndarray, y: np.ndarray, seed: int) -> LogisticRegression:
-    return head_estimator(seed).fit(X, y)
+def stratified_folds(y: np.ndarray) -> int:
+    """Folds for a stratified split in which every fold holds every class: up to 5, at most the rarest
+    class's count; 0 when fewer than 2 classes are labeled."""
+    counts = np.bincount(y)
+    counts = counts[counts > 0]
+    if len(counts) < 2:
+        return 0
+    return int(min(5, counts.min()))
+
+
+def choose_c(X: np.ndarray, y: np.ndarray, seed: int) -> float:
+    """The ``C_GRID`` value with the best cross-validated log-loss on the labels (sklearn's
+    ``LogisticRegressionCV``), so the probabilities that rank the pool are calibrated on the labels
+    themselves; ``DEFAULT_C`` while a class has a single label, which no stratified split can hold out."""
+    folds = stratified_folds(y)
+    if folds < 2:
+        return DEFAULT_C
+    search = LogisticRegressionCV(
+        Cs=list(C_GRID), cv=StratifiedKFold(folds, shuffle=True, random_state=seed), scoring="neg_log_loss",
+        max_iter=2000, random_state=seed,
+    )
+    with warnings.catch_warnings():
+        # sklearn's notices about its own parameter defaults say nothing about this fit.
+        warnings.simplefilter("ignore", FutureWarning)
+        search.fit(X, y)
+    return float(np.ravel(search.C_)[0])
+
+
+def fit_head(X: np.ndarray, y: np.ndarray, seed: int, regularization: str = "fixed") -> LogisticRegression:
+    """The head on the labels: ``C = DEFAULT_C`` (``regularization="fixed"``) or chosen by ``choose_c`` ("cv")."""
+    if regularization not in ("fixed", "cv"):
+        raise ValueError(f"regularization must be 'fixed' or 'cv', got {regularization!r}")
+    C = choose_c(X, y, seed) if regularization == "cv" else DEFAULT_C
+    return head_estimator(seed, C).fit(X, y)
 
 
 def head_proba(head: LogisticRegression, X: np.ndarray, n_classes: int) -> np.ndarray:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import resource
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -247,11 +248,12 @@ class Retrain:
         log.info("project %s: embeddings: %d from the cache, %d computed", self.project_id, self.cache_hits, self.cache_misses)
         evaluation = None
         if trainable:
-            with stage("evaluate"):
-                evaluation = cross_validated_head(classifier.embed(labeled_texts), y, self.settings.seed)
-            log.info("project %s: cross-validated head %s", self.project_id, evaluation.to_dict())
             with stage("train"):
                 classifier.fit(labeled_texts, y, self.progress)
+            with stage("evaluate"):
+                # The served head's own C, so the estimate measures the model that ranks the pool.
+                evaluation = cross_validated_head(classifier.train_X, y, self.settings.seed, classifier.head.C)
+            log.info("project %s: cross-validated head %s", self.project_id, evaluation.to_dict())
 
         pool_texts = [task.text for task in pool]
         with stage("score"):
@@ -329,6 +331,7 @@ class Retrain:
         record = {
             "version": version, "created_at": time.time(), "n_labeled": meta["n_labeled"], "n_pool": meta["n_pool"],
             "strategy": meta["strategy"], "phase": meta["phase"], "evaluation": meta["evaluation"], "acceptance": None,
+            "label_counts": _label_counts(labeled, classes),
             "stopping": {**last_round, **stopping["recommendation"]} if last_round else None,
         }
         acceptance = (
@@ -382,3 +385,9 @@ def _round_statistics(previous: ModelVersion | None, pool: list[PoolTask], proba
     return RoundStatistics.from_dict(
         {**agreement.to_dict(), "mean_normalized_entropy": whole.mean_normalized_entropy, "n_pool": whole.n_pool}
     )
+
+
+def _label_counts(labeled: list[LabeledTask], classes) -> dict[str, int]:
+    """Labels per class of the config, unlabeled classes included (the dashboard's advice looks for rare ones)."""
+    counts = Counter(task.label for task in labeled)
+    return {name: counts[name] for name in classes}

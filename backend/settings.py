@@ -22,6 +22,8 @@ from strategies import STRATEGY_NAMES
 
 MODEL_MODES = ("finetune", "head")
 DEVICES = ("auto", "cpu", "cuda")
+#: ``fixed``: the head's C is 10; ``cv``: C is chosen per retrain by cross-validated log-loss (``backend.head``).
+HEAD_REGULARIZATIONS = ("fixed", "cv")
 DEFAULT_MODEL = "bundled:all-MiniLM-L6-v2"
 
 #: Inclusive ranges of the numeric project settings. Upper bounds keep one retrain within minutes on a CPU
@@ -72,11 +74,14 @@ class ProjectSettings:
     device: str = "auto"
     #: Rank with ``cold_start`` until ``min_labels`` labels in at least 2 classes exist, then with ``strategy``.
     cold_start_phase: bool = True
+    #: How the frozen-encoder head is regularised: one of ``HEAD_REGULARIZATIONS``.
+    head_regularization: str = "fixed"
 
     def __post_init__(self) -> None:
         _one_of("strategy", self.strategy, STRATEGY_NAMES)
         _one_of("model_mode", self.model_mode, MODEL_MODES)
         _one_of("device", self.device, DEVICES)
+        _one_of("head_regularization", self.head_regularization, HEAD_REGULARIZATIONS)
         if not self.model_name.strip() or len(self.model_name) > MAX_MODEL_NAME_CHARS:
             raise SettingsError(
                 f"model_name must name a Hugging Face model or a local path of at most {MAX_MODEL_NAME_CHARS} characters"

@@ -17,13 +17,11 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-import numpy as np  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -33,15 +31,16 @@ sys.path.insert(0, str(REPO))
 import datasets  # noqa: E402
 import realistic  # noqa: E402
 from simulation_inputs import TEST_FRACTION, classifier_factory, dataset_and_config  # noqa: E402
+from smalltext_compare import run_smalltext, write_splits  # noqa: E402
 
-from backend.simulation.protocol import initial_indices, make_split  # noqa: E402
+from backend.simulation.protocol import make_split  # noqa: E402
 from backend.simulation.report import plot_learning_curves, read_rounds, write_rounds  # noqa: E402
 from backend.simulation.runner import Simulator, simulate  # noqa: E402
 from backend.simulation.summary import summarize, summary_markdown  # noqa: E402
 
-SMALLTEXT_PYTHON = BENCH / ".cache" / "smalltext-venv" / "bin" / "python"
 RESULTS_DIR = BENCH / "results"
-OUR_STRATEGIES = ("margin", "entropy", "least_confidence", "cluster_margin", "coreset", "random")
+OUR_STRATEGIES = ("margin", "entropy", "least_confidence", "cluster_margin", "coreset", "information_density",
+                  "balanced_margin", "random")
 
 #: Active-learning loop per dataset: initial labeled set, batch size, rounds.
 LOOP = {
@@ -59,16 +58,9 @@ def run_dataset(name: str, seeds: tuple[int, ...], strategies: tuple[str, ...], 
 
     # Identical inputs for small-text: embeddings in dataset order, and per seed the split and initial set
     # computed by the very functions the simulation used.
-    y = data.y
-    splits = {"embeddings": cache["embeddings"], "y": y, "n_classes": len(data.classes), "seeds": np.array(seeds),
-              "batch_size": config.batch_size, "rounds": config.rounds}
-    for seed in seeds:
-        pool, test = make_split(y, config.test_fraction, seed)
-        splits[f"pool_{seed}"], splits[f"test_{seed}"] = pool, test
-        splits[f"initial_{seed}"] = initial_indices(y[pool], config.initial, seed)
-    splits_path = datasets.CACHE / f"{name}.splits.npz"
-    np.savez(splits_path, **splits)
-    smalltext_rows, smalltext_error, smalltext_seconds = run_smalltext(splits_path, name)
+    splits_path = write_splits(datasets.CACHE / f"{name}.splits.npz", cache["embeddings"], data.y, len(data.classes),
+                               config, Simulator(data, config).initial_positions)
+    smalltext_rows, smalltext_error, smalltext_seconds = run_smalltext(splits_path, datasets.CACHE / f"{name}.smalltext.jsonl")
     all_rows = result.rows + smalltext_rows
 
     RESULTS_DIR.mkdir(exist_ok=True)
@@ -101,21 +93,6 @@ def render_dataset(name: str, strategies: tuple[str, ...], encoder_holder: dict)
         "embed_seconds": float(cache["embed_seconds"]), "n_pool": len(pool), "n_test": len(test),
         "has_smalltext": any(r["strategy"].startswith("small-text") for r in rows),
     }
-
-
-def run_smalltext(splits_path: Path, name: str) -> tuple[list[dict], str | None, float]:
-    if not SMALLTEXT_PYTHON.exists():
-        return [], f"small-text venv missing ({SMALLTEXT_PYTHON}); run bench/setup.sh", 0.0
-    out = datasets.CACHE / f"{name}.smalltext.jsonl"
-    started = time.perf_counter()
-    proc = subprocess.run([str(SMALLTEXT_PYTHON), str(BENCH / "smalltext_run.py"), str(splits_path), str(out)],
-                          capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        return [], f"small-text run failed (exit {proc.returncode}): {last}", seconds
-    print(proc.stdout.strip(), file=sys.stderr)
-    return [json.loads(line) for line in out.read_text().splitlines() if line.strip()], None, seconds
 
 
 # ---------------------------------------------------------------------------------------------- report

@@ -4,7 +4,8 @@ Reads ``<name>.splits.npz`` written by label_efficiency.py (embeddings, labels, 
 indices and the initial labeled positions), runs small-text's ``PoolBasedActiveLearner`` with
 ``SklearnClassifierFactory(LogisticRegression(max_iter=2000, C=10.0, random_state=seed))`` (the same
 head config as our frozen-encoder mode), and writes one row per round as JSON lines, in the same
-columns as ``rounds.csv``.
+columns as ``rounds.csv``. A seed whose initial labels hold a single class is skipped (small-text cannot
+train on it) and says so.
 
     bench/.cache/smalltext-venv/bin/python bench/smalltext_run.py SPLITS.npz OUT.jsonl
 """
@@ -42,6 +43,10 @@ def run(path: str, out_path: str) -> None:
     rows = []
     for seed in data["seeds"].tolist():
         pool, test, initial = data[f"pool_{seed}"], data[f"test_{seed}"], data[f"initial_{seed}"]
+        if len(set(y[pool][initial].tolist())) < 2:
+            # small-text cannot train on one class; our simulation ranks with cold_start until it can.
+            print(f"small-text seed {seed}: skipped, its initial labels hold a single class", flush=True)
+            continue
         train = SklearnDataset(X[pool], y[pool], target_labels=np.arange(n_classes))
         test_set = SklearnDataset(X[test], y[test], target_labels=np.arange(n_classes))
         for name, strategy_cls in STRATEGIES.items():

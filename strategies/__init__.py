@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from .bald import BALD
 from .base import MissingOutputsError, ModelOutputs, QueryStrategy
+from .class_balanced import ClassBalancedMargin
 from .cluster_margin import ClusterMargin
 from .cold_start import ColdStart
 from .committee import AverageKLDivergence, VoteEntropy
 from .coreset import CoreSet
 from .difficulty import PredictedLoss
+from .information_density import InformationDensity
 from .random_sampling import RandomSampling
 from .uncertainty import Entropy, LeastConfidence, Margin
 
@@ -29,6 +31,8 @@ STRATEGIES: dict[str, type[QueryStrategy]] = {
         CoreSet,
         ClusterMargin,
         ColdStart,
+        InformationDensity,
+        ClassBalancedMargin,
     )
 }
 STRATEGY_NAMES: tuple[str, ...] = tuple(sorted(STRATEGIES))

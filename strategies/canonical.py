@@ -38,3 +38,15 @@ def batch_size_for(batch_size: int, n_pool: int) -> int:
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     return min(batch_size, n_pool)
+
+
+def take_in_turn(queues: list[list[int]], batch_size: int) -> list[int]:
+    """The head of each queue in turn, round after round, skipping empty ones, until ``batch_size`` items
+    (or every item) are taken. Consumes the queues."""
+    picked: list[int] = []
+    batch_size = min(batch_size, sum(len(queue) for queue in queues))
+    while len(picked) < batch_size:
+        for queue in queues:
+            if queue and len(picked) < batch_size:
+                picked.append(queue.pop(0))
+    return picked

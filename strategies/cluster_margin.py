@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.cluster import AgglomerativeClustering
 
 from .base import ModelOutputs, QueryStrategy, as_array, ranks_to_informativeness
-from .canonical import batch_size_for, canonical_order
+from .canonical import batch_size_for, canonical_order, take_in_turn
 from .uncertainty import margin
 
 
@@ -20,14 +20,7 @@ def round_robin(labels: np.ndarray, batch_size: int, rng: np.random.Generator) -
     """
     clusters, first_seen, sizes = np.unique(labels, return_index=True, return_counts=True)
     by_size = np.lexsort((first_seen, sizes))
-    queues = [rng.permutation(np.flatnonzero(labels == clusters[c])).tolist() for c in by_size]
-    picked: list[int] = []
-    batch_size = min(batch_size, len(labels))
-    while len(picked) < batch_size:
-        for queue in queues:
-            if queue and len(picked) < batch_size:
-                picked.append(queue.pop(0))
-    return picked
+    return take_in_turn([rng.permutation(np.flatnonzero(labels == clusters[c])).tolist() for c in by_size], batch_size)
 
 
 class ClusterMargin(QueryStrategy):

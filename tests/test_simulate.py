@@ -6,6 +6,7 @@ runs in-process, with a bag-of-words stand-in classifier where a model is needed
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from backend.settings import ProjectSettings
 from backend.simulation.cli import main as simulate_main
 from backend.simulation.dataset import Dataset, InputError, read_dataset
 from backend.simulation.protocol import SimulationConfig, initial_indices, make_split, select_batch, uniform_initial_indices
@@ -284,21 +286,54 @@ def test_the_realistic_protocol_is_reproducible_under_a_seed(fake_model):
         assert runs[0] == runs[1]
 
 
-def test_the_l2_lever_scales_each_embedding_to_unit_length_and_keeps_its_direction(monkeypatch):
+@pytest.fixture
+def realistic(monkeypatch):
+    """``bench/realistic.py``, imported the way the benchmark imports it."""
     monkeypatch.syspath_prepend(str(REPO / "bench"))
     loaded = set(sys.modules)
     try:
-        from realistic import l2_normalised
+        import realistic as module
     finally:  # bench/ names its modules plainly (datasets, realistic): leave none behind for other tests
-        for module in set(sys.modules) - loaded:
-            if str(getattr(sys.modules[module], "__file__", "")).startswith(str(REPO / "bench")):
-                del sys.modules[module]
+        for name in set(sys.modules) - loaded:
+            if str(getattr(sys.modules[name], "__file__", "")).startswith(str(REPO / "bench")):
+                del sys.modules[name]
+    return module
 
+
+def test_the_l2_lever_scales_each_embedding_to_unit_length_and_keeps_its_direction(realistic):
+    l2_normalised = realistic.l2_normalised
     embeddings = np.array([[3.0, 4.0], [0.0, 2.0], [-1.0, 1.0]], dtype=np.float32)
     scaled = l2_normalised(embeddings)
     np.testing.assert_allclose(np.linalg.norm(scaled, axis=1), 1.0, rtol=1e-6)
     np.testing.assert_allclose(scaled[0], [0.6, 0.8], rtol=1e-6)
     np.testing.assert_allclose(scaled * np.linalg.norm(embeddings, axis=1, keepdims=True), embeddings, rtol=1e-6)
+
+
+def test_the_lever_strategies_run_in_the_simulation_from_the_worker_registry(fake_model):
+    """al-simulate and the worker build strategies from one registry, so a lever measured here is the one a
+    project owner selects in its settings."""
+    rows = tiny_rows(60)
+    data = Dataset([r["text"] for r in rows], [r["label"] for r in rows], sorted(WORDS))
+    levers = ("information_density", "balanced_margin")
+    assert all(ProjectSettings(strategy=name).strategy == name for name in levers)
+    config = SimulationConfig(strategies=(*levers, "margin"), seeds=(1,), initial=6, batch_size=5, rounds=3)
+    result = simulate(data, config, progress=False)
+    runs = {name: [r["labels_used"] for r in result.rows if r["strategy"] == name] for name in config.strategies}
+    assert all(labels == [6, 11, 16, 21] for labels in runs.values())
+    assert result.notes == []  # no round fell back to random
+
+
+def test_the_cv_lever_reaches_the_classifier_as_the_worker_setting(realistic):
+    config = dataclasses.replace(SimulationConfig(), **realistic.LEVERS["cv_c"].settings)
+    assert config.project_settings("margin", seed=0).head_regularization == "cv"
+
+
+def test_paired_deltas_are_per_seed_differences_with_a_student_t_interval(realistic):
+    first = {("margin", 0): {"auc": 0.80}, ("margin", 1): {"auc": 0.70}, ("margin", 2): {"auc": 0.75}}
+    second = {("random", 0): {"auc": 0.78}, ("random", 1): {"auc": 0.66}, ("random", 3): {"auc": 0.10}}
+    # seeds 0 and 1 only: differences 2 and 4 pp, mean 3, half-width t(0.975, 1) * sd / sqrt(2) = 12.706 * 1.414 / 1.414
+    assert realistic.paired_delta(first, second, "margin", "random") == "+3.0 [-9.7, +15.7]"
+    assert realistic.paired_delta(first, second, "margin", "entropy") == "not run"
 
 
 def test_simulation_is_reproducible_and_never_requeries(fake_model):

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
+from backend.settings import HEAD_REGULARIZATIONS
 from backend.simulation.dataset import Dataset, InputError, _checked, read_dataset
 from backend.simulation.protocol import INITIAL_STRATEGIES, SimulationConfig, subsample
 from backend.simulation.report import write_outputs
@@ -48,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=10, help="query rounds after the initial one (default: 10)")
     p.add_argument("--test-fraction", type=float, default=0.2, help="held-out test share, stratified (default: 0.2)")
     p.add_argument("--mode", default="head", choices=("head", "finetune"), help="model mode (default: head)")
+    p.add_argument("--head-regularization", default="fixed", choices=HEAD_REGULARIZATIONS,
+                   help="the head's C: fixed at 10, or chosen by cross-validation each round (default: fixed)")
     p.add_argument("--model", default="", help="Hugging Face model path (default: the bundled all-MiniLM-L6-v2)")
     p.add_argument("--max-length", type=int, default=128, help="max tokens per text (default: 128)")
     p.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (finetune mode; default: 3)")
@@ -106,7 +109,7 @@ def config_from_args(args: argparse.Namespace) -> SimulationConfig:
         test_fraction=args.test_fraction, mode=args.mode, model=args.model, max_length=args.max_length,
         epochs=args.epochs, learning_rate=args.learning_rate, train_batch_size=args.train_batch_size,
         committee_size=args.committee_size, pool_limit=args.pool_limit, initial_strategy=args.initial_strategy,
-        device=args.device,
+        device=args.device, head_regularization=args.head_regularization,
     )
 
 

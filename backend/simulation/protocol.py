@@ -31,6 +31,7 @@ class SimulationConfig:
     pool_limit: int | None = None
     initial_strategy: str = "random"
     device: str = "auto"
+    head_regularization: str = "fixed"
 
     def project_settings(self, strategy: str, seed: int):
         from backend.settings import DEFAULT_MODEL, ProjectSettings
@@ -47,6 +48,7 @@ class SimulationConfig:
             committee_size=self.committee_size,
             seed=seed,
             device=self.device,
+            head_regularization=self.head_regularization,
         )
 
 

@@ -87,7 +87,7 @@ class Simulator:
         cfg, texts, y = self.config, self.data.texts, self.y
         pool, test = make_split(y, cfg.test_fraction, seed)
         test_texts = [texts[i] for i in test]
-        labeled = pool[self._initial(pool, seed)]
+        labeled = pool[self.initial_positions(pool, seed)]
         unlabeled = np.setdiff1d(pool, labeled)  # sorted: the pool keeps dataset order
         rows = []
         for round_index in range(cfg.rounds + 1):
@@ -139,7 +139,8 @@ class Simulator:
                 unlabeled = np.setdiff1d(unlabeled, picked)
         return rows
 
-    def _initial(self, pool: np.ndarray, seed: int) -> np.ndarray:
+    def initial_positions(self, pool: np.ndarray, seed: int) -> np.ndarray:
+        """Positions in ``pool`` of round 0's labels, drawn as ``config.initial_strategy`` says."""
         cfg = self.config
         if cfg.initial_strategy == "stratified":
             return initial_indices(self.y[pool], cfg.initial, seed)

@@ -16,12 +16,14 @@ from strategies import (
 )
 
 EXPECTED_NAMES = (
+    "balanced_margin",
     "bald",
     "cluster_margin",
     "cold_start",
     "coreset",
     "difficulty",
     "entropy",
+    "information_density",
     "least_confidence",
     "margin",
     "qbc_kl",

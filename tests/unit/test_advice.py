@@ -1,0 +1,39 @@
+"""The dashboard's strategy advice: which lines a project gets, from its strategy, settings and labels."""
+import pytest
+
+from backend.advice import CHECK, COLD_START_OFF, STRATEGY_NOTES, rare_classes, strategy_advice
+from backend.dashboard import render_dashboard
+from strategies import STRATEGY_NAMES
+
+
+def test_notes_name_only_registered_strategies():
+    assert set(STRATEGY_NOTES) <= set(STRATEGY_NAMES)
+
+
+@pytest.mark.parametrize("strategy", STRATEGY_NAMES)
+def test_every_strategy_gets_the_honest_line_its_own_line_and_the_way_to_check(strategy):
+    lines = strategy_advice(strategy, {"a": 30, "b": 30})
+    assert lines[0].startswith("What to expect") and lines[-1] == CHECK
+    assert lines[1] == STRATEGY_NOTES[strategy] if strategy in STRATEGY_NOTES else "not benchmarked" in lines[1]
+    assert strategy in lines[1]
+
+
+def test_a_rare_class_suggests_balanced_margin_and_an_unlabeled_class_counts_as_rare():
+    lines = strategy_advice("margin", {"fresh": 50, "rotten": 45, "plot": 3, "other": 0})
+    rare = [line for line in lines if "keep being asked about" in line]
+    assert len(rare) == 1 and rare[0].startswith("plot, other each hold under 10%")
+    assert rare_classes({"a": 9, "b": 1}) == []  # too few labels to tell
+    assert not any("keep being asked about" in line for line in strategy_advice("balanced_margin", {"a": 50, "b": 2}))
+
+
+def test_the_cold_start_phase_switched_off_is_pointed_out():
+    assert COLD_START_OFF in strategy_advice("margin", None, cold_start_phase=False)
+    assert COLD_START_OFF not in strategy_advice("margin", None)
+
+
+def test_the_dashboard_shows_the_advice_for_the_project_escaped():
+    status = {"settings": {"strategy": "coreset", "cold_start_phase": False}}
+    history = [{"version": "v1", "n_labeled": 40, "label_counts": {"<b>x</b>": 1, "y": 39}}]
+    page = render_dashboard(3, status, history, [])
+    assert STRATEGY_NOTES["coreset"] in page and COLD_START_OFF in page
+    assert "&lt;b&gt;x&lt;/b&gt; holds under 10%" in page and "<b>x</b>" not in page
