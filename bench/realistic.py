@@ -191,7 +191,9 @@ def render(names: list[str], results_dir: Path) -> list[str]:
         f"(*cold_start* start), then {BUDGET['rounds']} rounds of {BUDGET['batch_size']}; until two classes are labeled "
         "no model trains and the cold-start phase ranks, as in the worker. Same embeddings, splits and head as the "
         "standard protocol; small-text 1.4.1 gets the same embeddings, splits and initial labels (a seed whose "
-        "initial labels hold one class is skipped there: small-text cannot train on it). Δ AUC is paired per seed "
+        "initial labels hold one class is skipped there: small-text cannot train on it; where they miss a class, "
+        "small-text 1.4.1's `SklearnClassifier.predict` reads the argmax over the seen classes' probability columns "
+        "as the class index, so its predictions can name the wrong class). Δ AUC is paired per seed "
         "against random with the same start; the interval is a 95% Student-t interval over seeds. \"Labels to 95% / "
         "98%\": labels until test accuracy reaches that share of the full-pool accuracy.",
         "",
