@@ -21,13 +21,15 @@ def mean_similarity(embeddings: np.ndarray) -> np.ndarray:
     product with the mean of the unit vectors, so this costs one pass over the pool, not a U x U matrix.
     A zero vector has no direction: its cosine to everything is taken as 0.
     """
-    pool = as_features(embeddings, 2, "embeddings").astype(np.float64)
-    norms = np.linalg.norm(pool, axis=1, keepdims=True)
-    unit = np.divide(pool, norms, out=np.zeros_like(pool), where=norms > 0)
-    if len(unit) == 0:
+    pool = as_features(embeddings, 2, "embeddings")
+    if len(pool) == 0:
         return np.zeros(0)
-    mean_cosine = unit @ unit.mean(axis=0)
-    return (1.0 + mean_cosine) / 2.0
+    # Unit vectors are never materialised: at 100k tasks each n x d copy would cost 150-300 MB.
+    norms = np.sqrt(np.einsum("ij,ij->i", pool, pool))
+    inverse = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    mean_unit = (pool.T @ inverse) / len(pool)
+    mean_cosine = (pool @ mean_unit) * inverse
+    return (1.0 + mean_cosine.astype(np.float64)) / 2.0
 
 
 class InformationDensity(QueryStrategy):
