@@ -109,7 +109,7 @@ class FrozenEncoderClassifier(TextClassifier):
         probas = []
         for _ in range(members):
             sample = rng.integers(0, len(y_train), len(y_train))
-            # Members keep the head's C: a committee of differently regularised heads would disagree about C.
+            # Members keep the head's C, so the committee varies the data, not the regularisation.
             resampled = len(set(y_train[sample])) > 1
             member = head_estimator(self.settings.seed, head.C).fit(X_train[sample], y_train[sample]) if resampled else head
             probas.append(head_proba(member, X, len(self.classes)))
