@@ -28,6 +28,7 @@ sys.path.insert(0, str(BENCH.parent))
 
 import embed_cache  # noqa: E402
 import realistic  # noqa: E402
+from simulation_inputs import TEST_FRACTION  # noqa: E402
 
 from backend.simulation.dataset import Dataset, _checked  # noqa: E402
 from backend.simulation.protocol import SimulationConfig  # noqa: E402
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         config = SimulationConfig(
             strategies=tuple(args.strategies.split(",")), seeds=tuple(int(s) for s in args.seeds.split(",")),
             mode="finetune", model=args.model, max_length=args.max_length or int(cache["max_length"]), device=args.device,
-            initial_strategy=start, **realistic.BUDGET, test_fraction=realistic.TEST_FRACTION,
+            initial_strategy=start, **realistic.BUDGET, test_fraction=TEST_FRACTION,
         )
         started = time.perf_counter()
         result = simulate(data, config, progress=not args.quiet)

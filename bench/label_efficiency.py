@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 
 import datasets  # noqa: E402
 import realistic  # noqa: E402
+import realistic_report  # noqa: E402
 from simulation_inputs import TEST_FRACTION, classifier_factory, dataset_and_config  # noqa: E402
 from smalltext_compare import run_smalltext, write_splits  # noqa: E402
 
@@ -214,7 +215,7 @@ def write_results(results: list[dict], realistic_names: list[str], seeds, total_
             lines += ["", "Notes:"] + [f"- {n}" for n in r["notes"][:10]]
         lines.append("")
     lines += ["## Targets", ""] + targets(results) + [""]
-    lines += realistic.render(realistic_names, RESULTS_DIR)
+    lines += realistic_report.render(realistic_names, RESULTS_DIR)
     path = BENCH / "RESULTS.md"
     extra = BENCH / "RESULTS.extra.md"
     if extra.exists():

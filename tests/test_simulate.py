@@ -286,18 +286,26 @@ def test_the_realistic_protocol_is_reproducible_under_a_seed(fake_model):
         assert runs[0] == runs[1]
 
 
-@pytest.fixture
-def realistic(monkeypatch):
-    """``bench/realistic.py``, imported the way the benchmark imports it."""
+def import_bench(monkeypatch, name: str):
+    """A module of bench/, imported the way the benchmark imports it."""
     monkeypatch.syspath_prepend(str(REPO / "bench"))
     loaded = set(sys.modules)
     try:
-        import realistic as module
+        return __import__(name)
     finally:  # bench/ names its modules plainly (datasets, realistic): leave none behind for other tests
-        for name in set(sys.modules) - loaded:
-            if str(getattr(sys.modules[name], "__file__", "")).startswith(str(REPO / "bench")):
-                del sys.modules[name]
-    return module
+        for module in set(sys.modules) - loaded:
+            if str(getattr(sys.modules[module], "__file__", "")).startswith(str(REPO / "bench")):
+                del sys.modules[module]
+
+
+@pytest.fixture
+def realistic(monkeypatch):
+    return import_bench(monkeypatch, "realistic")
+
+
+@pytest.fixture
+def realistic_report(monkeypatch):
+    return import_bench(monkeypatch, "realistic_report")
 
 
 def test_the_l2_lever_scales_each_embedding_to_unit_length_and_keeps_its_direction(realistic):
@@ -328,12 +336,12 @@ def test_the_cv_lever_reaches_the_classifier_as_the_worker_setting(realistic):
     assert config.project_settings("margin", seed=0).head_regularization == "cv"
 
 
-def test_paired_deltas_are_per_seed_differences_with_a_student_t_interval(realistic):
+def test_paired_deltas_are_per_seed_differences_with_a_student_t_interval(realistic_report):
     first = {("margin", 0): {"auc": 0.80}, ("margin", 1): {"auc": 0.70}, ("margin", 2): {"auc": 0.75}}
     second = {("random", 0): {"auc": 0.78}, ("random", 1): {"auc": 0.66}, ("random", 3): {"auc": 0.10}}
     # seeds 0 and 1 only: differences 2 and 4 pp, mean 3, half-width t(0.975, 1) * sd / sqrt(2) = 12.706 * 1.414 / 1.414
-    assert realistic.paired_delta(first, second, "margin", "random") == "+3.0 [-9.7, +15.7]"
-    assert realistic.paired_delta(first, second, "margin", "entropy") == "not run"
+    assert realistic_report.paired_delta(first, second, "margin", "random") == "+3.0 [-9.7, +15.7]"
+    assert realistic_report.paired_delta(first, second, "margin", "entropy") == "not run"
 
 
 def test_simulation_is_reproducible_and_never_requeries(fake_model):
