@@ -8,6 +8,8 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
 
+from backend.settings import HEAD_REGULARIZATIONS
+
 #: Light regularisation: embeddings are dense and labels few.
 DEFAULT_C = 10.0
 #: Inverse regularisation strengths that ``head_regularization: cv`` chooses from.
@@ -49,8 +51,8 @@ def choose_c(X: np.ndarray, y: np.ndarray, seed: int) -> float:
 
 def fit_head(X: np.ndarray, y: np.ndarray, seed: int, regularization: str = "fixed") -> LogisticRegression:
     """The head on the labels: ``C = DEFAULT_C`` (``regularization="fixed"``) or chosen by ``choose_c`` ("cv")."""
-    if regularization not in ("fixed", "cv"):
-        raise ValueError(f"regularization must be 'fixed' or 'cv', got {regularization!r}")
+    if regularization not in HEAD_REGULARIZATIONS:
+        raise ValueError(f"regularization must be one of {', '.join(HEAD_REGULARIZATIONS)}, got {regularization!r}")
     C = choose_c(X, y, seed) if regularization == "cv" else DEFAULT_C
     return head_estimator(seed, C).fit(X, y)
 

@@ -5,8 +5,8 @@ Every round fine-tunes the encoder end to end on the labels so far (``model_mode
 over frozen embeddings, then ranks with the same strategy code. Its rounds go to
 ``bench/results/<name>_realistic_<start>_finetune_rounds.csv``, which ``realistic_report.render`` sets against the
 frozen head's runs of the same seeds. The full-pool reference of each seed is a model fine-tuned on the whole
-pool: for BBC it is also written to ``bench/results/bbc_finetune_reference.json``, the reference of the
-"98% of a fine-tuned full-data model" target.
+pool: for BBC, without ``--pool-limit`` or ``--max-length``, it is the reference of the "98% of a fine-tuned
+full-data model" target.
 
 Meant for a GPU (minutes); on a CPU use ``--pool-limit`` and few seeds.
 
@@ -15,7 +15,6 @@ Meant for a GPU (minutes); on a CPU use ``--pool-limit`` and few seeds.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -32,7 +31,6 @@ from simulation_inputs import TEST_FRACTION  # noqa: E402
 
 from backend.simulation.dataset import Dataset, _checked  # noqa: E402
 from backend.simulation.protocol import SimulationConfig  # noqa: E402
-from backend.simulation.report import write_rounds  # noqa: E402
 from backend.simulation.runner import simulate  # noqa: E402
 from backend.simulation.summary import summarize  # noqa: E402
 
@@ -68,22 +66,15 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         result = simulate(data, config, progress=not args.quiet)
         seconds = time.perf_counter() - started
-        path = realistic.rounds_path(results, args.dataset, start, realistic.FINETUNE_LEVER)
-        write_rounds(path, result.rows)
         settings = config.project_settings(config.strategies[0], config.seeds[0])
-        meta = {
-            "reference": {str(seed): accuracy for seed, accuracy in result.reference.items()}, "notes": result.notes,
-            "seconds": seconds, "device": args.device, "pool_limit": args.pool_limit, "n_texts": len(texts),
+        path = realistic.save_rounds(results, args.dataset, start, realistic.FINETUNE_LEVER, result.rows, result.reference, {
+            "notes": result.notes, "seconds": seconds, "device": args.device, "pool_limit": args.pool_limit,
+            "n_texts": len(texts),
             "training": {key: getattr(settings, key) for key in ("epochs", "learning_rate", "batch_size", "max_length")},
             "command": "python bench/finetune_realistic.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        }
-        path.with_suffix(".meta.json").write_text(json.dumps(meta, indent=1))
+        })
         aucs = ", ".join(f"{e['strategy']} AUC {e['auc_mean']:.3f}" for e in summarize(result.rows, result.reference))
         print(f"[{args.dataset}] {start} start: {aucs}; {seconds:.0f} s; wrote {path}", file=sys.stderr, flush=True)
-        if args.dataset == "bbc" and not args.pool_limit and not args.max_length:
-            reference = {"seeds": {str(seed): {"accuracy": accuracy} for seed, accuracy in result.reference.items()},
-                         **meta["training"], "device": args.device, "command": meta["command"]}
-            (results / realistic.FINETUNE_REFERENCE).write_text(json.dumps(reference, indent=1))
     return 0
 
 

@@ -66,10 +66,8 @@ STRATEGY_LEVERS = {
     "balanced_margin": "class-balanced selection: equal batch shares per predicted class",
 }
 SMALLTEXT_BEST = "small-text BreakingTies"
-#: ``rounds_path``'s lever name for the fine-tuned path's runs, and the file of its fine-tuned full-data BBC
-#: reference (``bench/finetune_realistic.py``).
+#: ``rounds_path``'s lever name for the fine-tuned path's runs (``bench/finetune_realistic.py``).
 FINETUNE_LEVER = "finetune"
-FINETUNE_REFERENCE = "bbc_finetune_reference.json"
 
 
 def rounds_path(results_dir: Path, name: str, start: str, lever: str = "") -> Path:
@@ -99,11 +97,19 @@ def _run_one(name, seeds, strategies, start: str, lever: str, encoder_holder: di
                               len(data.classes), config, Simulator(data, config, make_classifier).initial_positions)
         smalltext_rows, smalltext_error, _ = run_smalltext(splits, splits.with_suffix(".smalltext.jsonl"))
         rows = rows + smalltext_rows
-    results_dir.mkdir(exist_ok=True)
-    write_rounds(rounds_path(results_dir, name, start, lever), rows)
-    meta = {"reference": {str(seed): accuracy for seed, accuracy in result.reference.items()}, "notes": result.notes,
-            "smalltext_error": smalltext_error}
-    rounds_path(results_dir, name, start, lever).with_suffix(".meta.json").write_text(json.dumps(meta, indent=1))
+    save_rounds(results_dir, name, start, lever, rows, result.reference,
+                {"notes": result.notes, "smalltext_error": smalltext_error})
+
+
+def save_rounds(results_dir: Path, name: str, start: str, lever: str, rows: list[dict], reference: dict[int, float],
+                meta: dict) -> Path:
+    """A run's rounds CSV and, beside it, its full-pool reference per seed and ``meta`` (what ``load_rounds`` reads)."""
+    path = rounds_path(results_dir, name, start, lever)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_rounds(path, rows)
+    meta = {"reference": {str(seed): accuracy for seed, accuracy in reference.items()}, **meta}
+    path.with_suffix(".meta.json").write_text(json.dumps(meta, indent=1))
+    return path
 
 
 def load_rounds(results_dir: Path, name: str, start: str, lever: str = "") -> tuple[list[dict], dict[int, float]] | None:

@@ -1,6 +1,6 @@
 """small-text 1.4.1 baseline on exactly the inputs our simulation used (run inside bench/.cache/smalltext-venv).
 
-Reads ``<name>.splits.npz`` written by label_efficiency.py (embeddings, labels, and per seed the pool/test
+Reads a splits ``.npz`` written by ``bench/smalltext_compare.py`` (embeddings, labels, and per seed the pool/test
 indices and the initial labeled positions), runs small-text's ``PoolBasedActiveLearner`` with
 ``SklearnClassifierFactory(LogisticRegression(max_iter=2000, C=10.0, random_state=seed))`` (the same
 head config as our frozen-encoder mode), and writes one row per round as JSON lines, in the same

@@ -336,6 +336,15 @@ def test_the_cv_lever_reaches_the_classifier_as_the_worker_setting(realistic):
     assert config.project_settings("margin", seed=0).head_regularization == "cv"
 
 
+def test_a_saved_run_loads_back_with_its_reference(realistic, tmp_path):
+    rows = [{column: 0 for column in ROUND_COLUMNS} | {"strategy": "margin", "seed": 3, "accuracy": 0.5}]
+    path = realistic.save_rounds(tmp_path / "results", "bbc", "random", "finetune", rows, {3: 0.9}, {"device": "cuda"})
+    loaded_rows, reference = realistic.load_rounds(tmp_path / "results", "bbc", "random", "finetune")
+    assert reference == {3: 0.9} and [r["strategy"] for r in loaded_rows] == ["margin"]
+    assert json.loads(path.with_suffix(".meta.json").read_text())["device"] == "cuda"
+    assert realistic.load_rounds(tmp_path / "results", "bbc", "cold_start", "finetune") is None
+
+
 def test_paired_deltas_are_per_seed_differences_with_a_student_t_interval(realistic_report):
     first = {("margin", 0): {"auc": 0.80}, ("margin", 1): {"auc": 0.70}, ("margin", 2): {"auc": 0.75}}
     second = {("random", 0): {"auc": 0.78}, ("random", 1): {"auc": 0.66}, ("random", 3): {"auc": 0.10}}
