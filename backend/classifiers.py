@@ -9,17 +9,22 @@ from typing import Sequence
 
 from backend.finetune import FineTunedClassifier
 from backend.frozen_head import FrozenEncoderClassifier
+from backend.frozen_multilabel import FrozenEncoderMultiLabelClassifier
+from backend.labels import TextClassificationSpec
 from backend.settings import ProjectSettings
 from backend.training import TextClassifier
 
-CLASSIFIERS: dict[str, type[TextClassifier]] = {
-    "finetune": FineTunedClassifier,
-    "head": FrozenEncoderClassifier,
-}
+
+def build_classifier(classes: Sequence[str], settings: ProjectSettings, multi_label: bool = False) -> TextClassifier:
+    if settings.model_mode == "finetune":
+        return FineTunedClassifier(classes, settings, multi_label=multi_label)
+    return (FrozenEncoderMultiLabelClassifier if multi_label else FrozenEncoderClassifier)(classes, settings)
 
 
-def build_classifier(classes: Sequence[str], settings: ProjectSettings) -> TextClassifier:
-    return CLASSIFIERS[settings.model_mode](classes, settings)
+def head_classifier(spec: TextClassificationSpec, settings: ProjectSettings, model_path: str | None = None) -> FrozenEncoderClassifier:
+    """The fast path's classifier for the config's task type: a head over the encoder at ``model_path``."""
+    kind = FrozenEncoderMultiLabelClassifier if spec.multiple else FrozenEncoderClassifier
+    return kind(spec.classes, settings, model_path=model_path)
 
 
 def save_classifier(classifier: TextClassifier, folder: Path) -> None:
@@ -28,6 +33,8 @@ def save_classifier(classifier: TextClassifier, folder: Path) -> None:
 
 
 def load_classifier(folder: Path, settings: ProjectSettings) -> TextClassifier:
+    if (folder / "multilabel_head.npz").is_file():
+        return FrozenEncoderMultiLabelClassifier.load(folder, settings)
     kind = FrozenEncoderClassifier if (folder / "head.npz").is_file() else FineTunedClassifier
     return kind.load(folder, settings)
 

@@ -152,11 +152,18 @@ def _legend(series: Sequence[dict]) -> str:
     return '<g class="legend">' + "\n".join(out) + "</g>"
 
 
+def accuracy_name(record: dict) -> str:
+    """Multi-label projects score whole label sets: their accuracy is subset accuracy."""
+    return "subset accuracy" if record.get("task_type") == "multi_label" else "accuracy"
+
+
 def learning_chart(history: Sequence[dict]) -> str:
+    multi_label = [series_from(history, "micro-F1", lambda h: (h.get("evaluation") or {}).get("f1_micro"))]
     return line_chart(
         [
-            series_from(history, "accuracy", lambda h: (h.get("evaluation") or {}).get("accuracy")),
+            series_from(history, accuracy_name(history[-1]), lambda h: (h.get("evaluation") or {}).get("accuracy")),
             series_from(history, "macro-F1", lambda h: (h.get("evaluation") or {}).get("f1_macro")),
+            *(multi_label if history[-1].get("task_type") == "multi_label" else []),
             series_from(history, "acceptance", lambda h: (h.get("acceptance") or {}).get("rate")),
         ],
         "labels", "cross-validated score / acceptance rate", "Learning curve",
@@ -243,8 +250,8 @@ def render_dashboard(project_id: int, status: dict, history: list[dict], retrain
         stopping = latest.get("stopping") or {}
         body.append(
             "<section><h2>Learning curve</h2>"
-            f"<p>Latest version <code>{_e(latest.get('version'))}</code>: accuracy {fmt(evaluation.get('accuracy'))},"
-            f" macro-F1 {fmt(evaluation.get('f1_macro'))} over {fmt(evaluation.get('n_eval'))} labels;"
+            f"<p>Latest version <code>{_e(latest.get('version'))}</code>: {accuracy_name(latest)} {fmt(evaluation.get('accuracy'))},"
+            f" macro-F1 {fmt(evaluation.get('f1_macro'))}, micro-F1 {fmt(evaluation.get('f1_micro'))} over {fmt(evaluation.get('n_eval'))} labels;"
             f" acceptance {fmt(acceptance.get('rate'))} of {fmt(acceptance.get('n'))} labels."
             + (f' <span class="why">{_e(evaluation.get("note"))}</span>' if evaluation.get("note") else "")
             + f"</p>{learning_chart(history)}</section>"

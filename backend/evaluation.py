@@ -12,15 +12,21 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import accuracy_score, precision_recall_fscore_support
-from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
+from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict, train_test_split
 
 from backend.head import DEFAULT_C, head_estimator, stratified_folds
+from backend.multilabel_head import fit_multilabel_head
+from backend.phases import distinct_labels
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Held-out metrics; ``None`` values with a ``note`` when there are too few labels to hold any out."""
+    """Held-out metrics; ``None`` values with a ``note`` when there are too few labels to hold any out.
+
+    For multi-label projects ``accuracy`` is subset accuracy (the whole label set right), sklearn's
+    ``accuracy_score`` on indicator matrices, and precision/recall/F1 average over labels.
+    """
 
     n_train: int
     n_eval: int
@@ -28,6 +34,8 @@ class Evaluation:
     precision_macro: float | None
     recall_macro: float | None
     f1_macro: float | None
+    #: Multi-label projects' headline F1 (labels pooled); single-label ones report it too.
+    f1_micro: float | None = None
     note: str = ""
 
     def to_dict(self) -> dict:
@@ -35,25 +43,29 @@ class Evaluation:
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Accuracy (subset accuracy for indicator matrices), macro precision/recall/F1 and micro F1."""
     precision, recall, f1, _ = precision_recall_fscore_support(y_true, y_pred, average="macro", zero_division=0)
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "precision_macro": float(precision),
         "recall_macro": float(recall),
         "f1_macro": float(f1),
+        "f1_micro": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
     }
 
 
 def holdout_split(y: np.ndarray, eval_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """Stratified train/eval indices, or None when the labels are too few to hold any out."""
+    """Train/eval indices (stratified for single-label classes where it can be), or None when the labels are
+    too few to hold any out."""
     n_eval = int(round(len(y) * eval_fraction))
-    n_classes = len(set(y.tolist()))
     if n_eval < 1 or len(y) - n_eval < 2:
         return None
-    counts = np.bincount(y)
-    stratify = y if counts[counts > 0].min() >= 2 and n_eval >= n_classes else None
+    stratify = None
+    if y.ndim == 1:
+        counts = np.bincount(y)
+        stratify = y if counts[counts > 0].min() >= 2 and n_eval >= len(set(y.tolist())) else None
     train, held = train_test_split(np.arange(len(y)), test_size=n_eval, random_state=seed, stratify=stratify)
-    if len(set(y[train].tolist())) < 2:
+    if distinct_labels(y[train]) < 2:
         return None
     return train, held
 
@@ -82,9 +94,25 @@ def cross_validated_head(X: np.ndarray, y: np.ndarray, seed: int, C: float = DEF
     return Evaluation(len(y) - len(y) // folds, len(y), **classification_metrics(y, predicted), note=f"{folds}-fold cross-validation")
 
 
-def holdout_evaluation(y_true: np.ndarray, proba: np.ndarray, n_train: int) -> Evaluation:
-    """Metrics of a model trained on ``n_train`` labels, from its probabilities on held-out ones."""
-    return Evaluation(n_train, len(y_true), **classification_metrics(y_true, proba.argmax(1)), note="held out")
+def cross_validated_multilabel_head(X: np.ndarray, Y: np.ndarray, seed: int) -> Evaluation:
+    """The multi-label head's metrics under k-fold cross-validation (up to 5 folds of at least 2 labels).
+
+    Each fold's head tunes its thresholds on its own training labels only (``fit_multilabel_head``), so the
+    held-out fold measures the suggestions as they will be made, thresholds included.
+    """
+    folds = min(5, len(Y) // 2)
+    if folds < 2:
+        return Evaluation(len(Y), 0, None, None, None, None, note=f"{len(Y)} labels: too few to cross-validate")
+    predicted = np.zeros_like(Y)
+    for train, held in KFold(folds, shuffle=True, random_state=seed).split(X):
+        head = fit_multilabel_head(X[train], Y[train], seed)
+        predicted[held] = head.predict_proba(X[held]) >= head.thresholds
+    return Evaluation(len(Y) - len(Y) // folds, len(Y), **classification_metrics(Y, predicted), note=f"{folds}-fold cross-validation")
+
+
+def holdout_evaluation(y_true: np.ndarray, predicted: np.ndarray, n_train: int) -> Evaluation:
+    """Metrics of a model trained on ``n_train`` labels, from its predictions (``TextClassifier.decide``) on held-out ones."""
+    return Evaluation(n_train, len(y_true), **classification_metrics(y_true, predicted), note="held out")
 
 
 def out_of_fold_losses(X: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:

@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from transformers import (
+    AutoConfig,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     get_linear_schedule_with_warmup,
@@ -15,19 +16,29 @@ from transformers import (
 from backend.devices import autocast_for
 from backend.encoder import Encoder, mean_pool, resolve_model_path, seed_everything
 from backend.head import fit_head, full_class_linear
+from backend.multilabel_head import fit_linear
+from backend.phases import distinct_labels
 from backend.settings import ProjectSettings
 from backend.training import TextClassifier, saved_classes
 
 
 class FineTunedClassifier(TextClassifier):
-    """BERT-family sequence classifier, fine-tuned with AdamW and a linear warm-up schedule."""
+    """BERT-family sequence classifier, fine-tuned with AdamW and a linear warm-up schedule.
 
-    def __init__(self, classes: Sequence[str], settings: ProjectSettings, model_path: str | None = None):
+    ``multi_label``: sigmoid outputs trained on binary cross-entropy (transformers'
+    ``problem_type="multi_label_classification"``) on an indicator matrix ``y``; a label is predicted at
+    probability 0.5 or more.
+    """
+
+    def __init__(self, classes: Sequence[str], settings: ProjectSettings, model_path: str | None = None, multi_label: bool = False):
         super().__init__(classes, settings)
+        self.multi_label = multi_label
+        self.output_field = "label_proba" if multi_label else "proba"
         path = model_path or resolve_model_path(settings.model_name)
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForSequenceClassification.from_pretrained(
             path,
+            problem_type="multi_label_classification" if multi_label else "single_label_classification",
             num_labels=len(self.classes),
             id2label=dict(enumerate(self.classes)),
             label2id={name: i for i, name in enumerate(self.classes)},
@@ -39,9 +50,13 @@ class FineTunedClassifier(TextClassifier):
     def model(self):
         return self.encoder.model
 
+    @property
+    def thresholds(self) -> np.ndarray | None:
+        return np.full(len(self.classes), 0.5) if self.multi_label else None
+
     def fit(self, texts, y, progress=None):
         seed_everything(self.settings.seed)
-        y = np.asarray(y, dtype=np.int64)
+        y = np.asarray(y, dtype=np.float32 if self.multi_label else np.int64)
         self._warm_start_head(texts, y)
         order_rng = np.random.default_rng(self.settings.seed)
         steps_per_epoch = math.ceil(len(texts) / self.settings.batch_size)
@@ -79,7 +94,7 @@ class FineTunedClassifier(TextClassifier):
         the model defines them.
         """
         head = getattr(self.model, "classifier", None)
-        if not isinstance(head, torch.nn.Linear) or len(set(y.tolist())) < 2:
+        if not isinstance(head, torch.nn.Linear) or distinct_labels(y) < 2:
             return
         head_inputs = []
         hook = head.register_forward_hook(lambda module, inputs, output: head_inputs.append(inputs[0]))
@@ -95,20 +110,22 @@ class FineTunedClassifier(TextClassifier):
             probe_features = self.encoder.map_batches(texts, features, None, "probe")
         finally:
             hook.remove()
-        probe = fit_head(probe_features, y, self.settings.seed)
-        weight, bias = full_class_linear(probe, len(self.classes))
+        if self.multi_label:
+            weight, bias = fit_linear(probe_features, y.astype(np.int64), self.settings.seed)
+        else:
+            weight, bias = full_class_linear(fit_head(probe_features, y, self.settings.seed), len(self.classes))
         with torch.no_grad():
             head.weight.copy_(torch.as_tensor(weight, dtype=head.weight.dtype))
             head.bias.copy_(torch.as_tensor(bias, dtype=head.bias.dtype))
 
     def predict_proba(self, texts, progress=None):
         self.model.eval()
-        return self._softmax_logits(texts, progress, "predict")
+        return self._probabilities(texts, progress, "predict")
 
-    def _softmax_logits(self, texts, progress, stage):
-        return self.encoder.map_batches(
-            texts, lambda batch: torch.softmax(self.model(**batch).logits.float(), dim=-1), progress, stage
-        )
+    def _probabilities(self, texts, progress, stage):
+        """Softmax over classes, or a sigmoid per label (multi-label)."""
+        squash = torch.sigmoid if self.multi_label else (lambda logits: torch.softmax(logits, dim=-1))
+        return self.encoder.map_batches(texts, lambda batch: squash(self.model(**batch).logits.float()), progress, stage)
 
     def embed(self, texts, progress=None):
         self.model.eval()
@@ -124,7 +141,7 @@ class FineTunedClassifier(TextClassifier):
         torch.manual_seed(self.settings.seed)
         self.model.train()
         try:
-            passes = [self._softmax_logits(texts, progress, f"mc-dropout {k + 1}/{members}") for k in range(members)]
+            passes = [self._probabilities(texts, progress, f"mc-dropout {k + 1}/{members}") for k in range(members)]
         finally:
             self.model.eval()
         return np.stack(passes)
@@ -139,4 +156,6 @@ class FineTunedClassifier(TextClassifier):
 
     @classmethod
     def load(cls, folder, settings):
-        return cls(saved_classes(folder), settings, model_path=str(folder / "model"))
+        config = AutoConfig.from_pretrained(folder / "model")
+        multi_label = config.problem_type == "multi_label_classification"
+        return cls(saved_classes(folder), settings, model_path=str(folder / "model"), multi_label=multi_label)

@@ -24,6 +24,7 @@ import numpy as np
 from redis import Redis
 from rq import get_current_job
 
+from backend.classifiers import head_classifier
 from backend.connection import NotConnected, connect
 from backend.embedding_cache import EmbeddingCache
 from backend.encoders import Decision, EncoderRegistry
@@ -34,7 +35,7 @@ from backend.jobs import JobProgress, Skip
 from backend.labels import UnsupportedLabelConfig, parse_label_config
 from backend.ls_client import LabeledTask, PoolTask
 from backend.model_store import ModelStore
-from backend.phases import can_train
+from backend.phases import can_train, distinct_labels
 from backend.project_lock import project_lock
 from backend.queueing import FINETUNE, enqueue_retrain, is_dead, release_pending
 from backend.settings import ProjectSettings, ServiceSettings, SettingsError
@@ -77,7 +78,7 @@ def _ended(outcome: str, reason: str, job_id: str) -> Decision:
 def judging_split(y: np.ndarray, settings: ProjectSettings) -> tuple[np.ndarray, np.ndarray]:
     """(train, held-out) label indices for a fine-tune and its judgement; ``Skip`` when it could not be judged fairly."""
     if not can_train(settings, y):
-        raise Skip(f"{len(y)} labels in {len(set(y.tolist()))} classes: too few to fine-tune (min_labels={settings.min_labels})")
+        raise Skip(f"{len(y)} labels in {distinct_labels(y)} classes: too few to fine-tune (min_labels={settings.min_labels})")
     split = holdout_split(y, settings.eval_fraction, settings.seed)
     if split is None:
         raise Skip(
@@ -112,20 +113,20 @@ class FullPath:
             labeled, pool = mirror.labeled(), mirror.pool()
             in_use = self.registry.newest()
             in_use_path = self.registry.path_of(in_use)
-        y = np.array([spec.classes.index(task.label) for task in labeled], dtype=np.int64)
+        y = spec.targets([task.label for task in labeled])
         train, held = judging_split(y, settings)
         texts = [task.text for task in labeled]
         train_texts, held_texts = [texts[i] for i in train], [texts[i] for i in held]
 
-        baseline = FrozenEncoderClassifier(spec.classes, settings, model_path=in_use_path)
+        baseline = head_classifier(spec, settings, model_path=in_use_path)
         baseline.embed_through_cache(
             baseline.cache_for(self.store.project_dir(self.project_id)), [t.id for t in labeled], texts, store=False
         )
         baseline.fit(train_texts, y[train])
-        baseline_eval = holdout_evaluation(y[held], baseline.predict_proba(held_texts), len(train))
+        baseline_eval = holdout_evaluation(y[held], baseline.decide(baseline.predict_proba(held_texts)), len(train))
 
-        finetuned = FineTunedClassifier(spec.classes, settings).fit(train_texts, y[train], self.progress)
-        finetuned_eval = holdout_evaluation(y[held], finetuned.predict_proba(held_texts, self.progress), len(train))
+        finetuned = FineTunedClassifier(spec.classes, settings, multi_label=spec.multiple).fit(train_texts, y[train], self.progress)
+        finetuned_eval = holdout_evaluation(y[held], finetuned.decide(finetuned.predict_proba(held_texts, self.progress)), len(train))
         outcome, reason = judge(finetuned_eval, baseline_eval, len(y), in_use.n_labels if in_use else 0)
         decision = Decision(
             outcome, len(y), finetuned_eval.to_dict(), baseline_eval.to_dict(), reason, time.time(), job_id=self.job_id

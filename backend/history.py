@@ -9,7 +9,7 @@ in then. Only jobs holding the project lock write the file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from backend.evaluation import classification_metrics
 from backend.json_file import JsonFile
 
 if TYPE_CHECKING:
+    from backend.labels import TextClassificationSpec
     from backend.model_store import PoolRanking
 
 HISTORY_FILE = "history.json"
@@ -39,23 +40,27 @@ class VersionHistory:
 
 
 def suggestion_acceptance(
-    ranking: "PoolRanking", labeled: Iterable[tuple[int, str]], classes: Sequence[str]
+    ranking: "PoolRanking", labeled: Iterable[tuple[int, str]], spec: "TextClassificationSpec"
 ) -> dict[str, Any] | None:
-    """How often annotators took a version's suggestion: over tasks it suggested a class for that are labeled now.
+    """How often annotators took a version's suggestion: over tasks it suggested labels for that are labeled now.
 
-    ``ranking`` is what the version wrote; ``labeled`` pairs task ids with their label now. None when the
-    version made no suggestions (a cold-start ranking).
+    ``ranking`` is what the version wrote; ``labeled`` pairs task ids with their label now. A multi-label
+    suggestion is taken when the whole set is. None when the version made no suggestions (a cold-start ranking).
     """
-    suggested = {int(task): int(label) for task, label in zip(ranking.task_ids, ranking.predicted) if label >= 0}
+    if ranking.multi_label:
+        suggested = dict(zip(ranking.task_ids.tolist(), ranking.chosen.astype(np.int64)))
+    else:
+        suggested = {task: label for task, label in zip(ranking.task_ids.tolist(), ranking.predicted.tolist()) if label >= 0}
     if not suggested:
         return None
-    answers = np.array(
-        [(suggested[task], classes.index(label)) for task, label in labeled if task in suggested], dtype=np.int64
-    ).reshape(-1, 2)
-    accepted = int((answers[:, 0] == answers[:, 1]).sum())
+    answered = [(task, label) for task, label in labeled if task in suggested]
+    if not answered:
+        return {"n": 0, "accepted": 0, "rate": None, "prequential": None}
+    truth = spec.targets([label for _, label in answered])
+    guess = np.array([suggested[task] for task, _ in answered])
+    accepted = int((truth == guess).reshape(len(answered), -1).all(1).sum())
     # Prequential (Dawid 1984): each of these labels arrived after the version went live, so its suggestions
     # are predictions on data it never saw; macro P/R/F1 over them, next to the acceptance rate.
-    prequential = classification_metrics(answers[:, 1], answers[:, 0]) if len(answers) else None
-    return {"n": len(answers), "accepted": accepted, "rate": accepted / len(answers) if len(answers) else None,
-            "prequential": prequential}
+    return {"n": len(answered), "accepted": accepted, "rate": accepted / len(answered),
+            "prequential": classification_metrics(truth, guess)}
 

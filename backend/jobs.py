@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import resource
 import time
-from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,17 +22,16 @@ from redis import Redis
 from rq import get_current_job
 
 from backend.chunked_embedding import embed_in_chunks
-from backend.classifiers import save_classifier
+from backend.classifiers import head_classifier, save_classifier
 from backend.connection import Connection, NotConnected, connect
 from backend.encoders import EncoderRegistry
-from backend.evaluation import cross_validated_head
+from backend.evaluation import cross_validated_head, cross_validated_multilabel_head
 from backend.history import suggestion_acceptance
-from backend.labels import UnsupportedLabelConfig, parse_label_config
+from backend.labels import TextClassificationSpec, UnsupportedLabelConfig, parse_label_config
 from backend.ls_client import LabeledTask, LabelStudioClient, PoolTask
-from backend.frozen_head import FrozenEncoderClassifier
 from backend.metrics import StageTimes, record_embedding_cache, record_predictions_written, record_retrain
 from backend.model_store import ModelStore, ModelVersion, PoolRanking, write_json
-from backend.phases import can_train, choose_phase
+from backend.phases import can_train, choose_phase, distinct_labels
 from backend.project_lock import HeldLock, lock_for, project_lock
 from backend.project_state import save_retrain_outcome
 from backend.queueing import RESYNC, enqueue, enqueue_finetune_if_due, is_dead, pending_key, release_pending
@@ -47,7 +45,7 @@ from backend.settings import ProjectSettings, ServiceSettings, SettingsError
 from backend.task_hints import clear_hints, clear_resync, pending_hints, pending_resync
 from backend.task_mirror import RefreshReport, TaskMirror, mirror_folder
 from backend.training import TextClassifier
-from strategies import MissingOutputsError, QueryStrategy, make_strategy
+from strategies import MissingOutputsError, make_strategy
 from strategies.stopping import RoundStatistics, StoppingCriterion, round_statistics
 
 log = logging.getLogger(__name__)
@@ -219,21 +217,21 @@ class Retrain:
         if skipped.count:
             log.warning("project %s: skipped %d tasks: %s", self.project_id, skipped.count, skipped.to_dict())
         labeled_texts = [task.text for task in labeled]
-        y = np.array([spec.classes.index(task.label) for task in labeled], dtype=np.int64)
-        phase, phase_reason = choose_phase(self.settings, y)
-        strategy = self._strategy(phase)
+        y = spec.targets([task.label for task in labeled])
+        phase, strategy_name, phase_reason = choose_phase(self.settings, y, spec.task_type)
+        strategy = make_strategy(strategy_name, batch_size=self.settings.query_batch_size, random_state=self.settings.seed)
         log.info("project %s: %d labeled, %d unlabeled tasks; phase %s", self.project_id, len(labeled), len(pool), phase)
 
         trainable = can_train(self.settings, y)
         if not trainable and needs_trained_model(strategy):
             raise Skip(
-                f"{len(labeled)} labels in {len(set(y.tolist()))} classes; strategy {strategy.name!r} needs a trained "
+                f"{len(labeled)} labels in {distinct_labels(y)} classes; strategy {strategy.name!r} needs a trained "
                 f"model, which needs min_labels={self.settings.min_labels} labels in at least 2 classes"
             )
         encoders = EncoderRegistry(store.project_dir(self.project_id))
         # The fast path: a head over the newest encoder the full path adopted (the base model until then).
         in_use = encoders.newest()
-        classifier = FrozenEncoderClassifier(spec.classes, self.settings, model_path=encoders.path_of(in_use))
+        classifier = head_classifier(spec, self.settings, model_path=encoders.path_of(in_use))
         with stage("embed"):
             cache = classifier.cache_for(store.project_dir(self.project_id))
             cache.clear_other_fingerprints()
@@ -252,7 +250,10 @@ class Retrain:
                 classifier.fit(labeled_texts, y, self.progress)
             with stage("evaluate"):
                 # The served head's own C, so the estimate measures the model that ranks the pool.
-                evaluation = cross_validated_head(classifier.train_X, y, self.settings.seed, classifier.head.C)
+                evaluation = (
+                    cross_validated_multilabel_head(classifier.train_X, y, self.settings.seed) if spec.multiple
+                    else cross_validated_head(classifier.train_X, y, self.settings.seed, classifier.head.C)
+                )
             log.info("project %s: cross-validated head %s", self.project_id, evaluation.to_dict())
 
         pool_texts = [task.text for task in pool]
@@ -263,7 +264,9 @@ class Retrain:
                 committee_size=self.settings.committee_size, seed=self.settings.seed, proba=proba, progress=self.progress,
             )
             informativeness = strategy.query(outputs)
-            ranking = PoolRanking.build([t.id for t in pool], ls_scores(informativeness), informativeness, proba)
+            ranking = PoolRanking.build(
+                [t.id for t in pool], ls_scores(informativeness), informativeness, proba, classifier.thresholds if trainable else None
+            )
 
         previous = store.active(self.project_id)
         meta = {
@@ -275,19 +278,21 @@ class Retrain:
             "encoder": in_use.folder if in_use else "base",
             "settings": self.settings.to_dict(),
             "classes": list(spec.classes),
+            "task_type": spec.task_type,
             "n_labeled": len(labeled),
             "n_pool": len(pool),
             "skipped_tasks": skipped.to_dict(),
             "read": read.to_dict(),
             "evaluation": evaluation.to_dict() if evaluation else None,
-            "stopping": self._stopping(store.latest(self.project_id), pool, proba),
+            # The stopping signal reads single-label class distributions.
+            "stopping": self._stopping(store.latest(self.project_id), pool, None if spec.multiple else proba),
         }
         with stage("publish"):
             version = publish_version(store, self.project_id, classifier if trainable else None, ranking, meta)
         log.info("project %s: published %s; stopping signal: %s", self.project_id, version, meta["stopping"]["recommendation"]["reason"])
         with stage("write"):
             written = self._write_back(version, ranking, spec)
-        self._record_history(version, meta, previous, labeled, spec.classes)
+        self._record_history(version, meta, previous, labeled, spec)
         if self.settings.model_mode == "finetune" and trainable:
             enqueue_finetune_if_due(self.redis, self.service, self.project_id, len(labeled), self.settings.finetune_every)
         with stage("prune"):
@@ -318,12 +323,8 @@ class Retrain:
             clear_resync(self.redis, self.project_id, asked)
         return report
 
-    def _strategy(self, phase: str) -> QueryStrategy:
-        name = "cold_start" if phase == "cold_start" else self.settings.strategy
-        return make_strategy(name, batch_size=self.settings.query_batch_size, random_state=self.settings.seed)
-
     def _record_history(
-        self, version: str, meta: dict[str, Any], previous: ModelVersion | None, labeled: list[LabeledTask], classes
+        self, version: str, meta: dict[str, Any], previous: ModelVersion | None, labeled: list[LabeledTask], spec: TextClassificationSpec
     ) -> None:
         """The dashboard's point for this version, and the suggestion acceptance of the one it replaces."""
         stopping = meta["stopping"]
@@ -331,11 +332,12 @@ class Retrain:
         record = {
             "version": version, "created_at": time.time(), "n_labeled": meta["n_labeled"], "n_pool": meta["n_pool"],
             "strategy": meta["strategy"], "phase": meta["phase"], "evaluation": meta["evaluation"], "acceptance": None,
-            "label_counts": _label_counts(labeled, classes),
+            "task_type": meta["task_type"],
+            "label_counts": _label_counts(labeled, spec),
             "stopping": {**last_round, **stopping["recommendation"]} if last_round else None,
         }
         acceptance = (
-            suggestion_acceptance(previous.pool(), ((task.id, task.label) for task in labeled), classes)
+            suggestion_acceptance(previous.pool(), ((task.id, task.label) for task in labeled), spec)
             if previous is not None else None
         )
         self.store.history(self.project_id).append(record, acceptance)
@@ -387,7 +389,9 @@ def _round_statistics(previous: ModelVersion | None, pool: list[PoolTask], proba
     )
 
 
-def _label_counts(labeled: list[LabeledTask], classes) -> dict[str, int]:
-    """Labels per class of the config, unlabeled classes included (the dashboard's advice looks for rare ones)."""
-    counts = Counter(task.label for task in labeled)
-    return {name: counts[name] for name in classes}
+def _label_counts(labeled: list[LabeledTask], spec: TextClassificationSpec) -> dict[str, int]:
+    """Labeled tasks per class of the config, unlabeled classes included (the dashboard's advice looks for rare
+    ones); a multi-label task counts for each of its labels."""
+    targets = spec.targets([task.label for task in labeled])
+    counts = targets.sum(0) if spec.multiple else np.bincount(targets, minlength=len(spec.classes))
+    return {name: int(count) for name, count in zip(spec.classes, counts)}

@@ -1,7 +1,13 @@
 """Which label configs the backend serves, and how it reads and writes their results.
 
-Supported: exactly one single-choice ``Choices`` control reading from one ``Text`` object, any tag names
-and any ``$field``. Parsing goes through label-studio-sdk's ``LabelInterface``.
+Supported: exactly one ``Choices`` control reading from one ``Text`` object, any tag names and any
+``$field``: single-choice (one class per task) or ``choice="multiple"`` (a set of labels per task, possibly
+empty). Parsing goes through label-studio-sdk's ``LabelInterface``.
+
+The one rule for "which label does an annotation give": ``label_of``. A single-choice label is the class
+name; a multi-label one is the JSON list of the chosen names in config order (``'["a", "c"]'``, ``'[]'``
+for "none apply"), so both keep one text column in the task mirror. ``targets`` turns labels into what a
+model trains on: class indices, or a 0/1 indicator matrix.
 """
 from __future__ import annotations
 
@@ -9,16 +15,19 @@ import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
+import numpy as np
 from label_studio_sdk.label_interface import LabelInterface
+
+from strategies import MULTI_LABEL, SINGLE_LABEL
 
 #: A lone UTF-16 surrogate: legal in JSON as an escape (``"\ud800"``), but no text a tokenizer can encode.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class UnsupportedLabelConfig(ValueError):
-    """The label config is not one Text plus one single-choice Choices."""
+    """The label config is not one Text plus one Choices control."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,12 @@ class TextClassificationSpec:
     to_name: str
     value_field: str
     classes: tuple[str, ...]
+    #: ``choice="multiple"``: each task takes a set of the classes (multi-label).
+    multiple: bool = False
+
+    @property
+    def task_type(self) -> str:
+        return MULTI_LABEL if self.multiple else SINGLE_LABEL
 
     def text_of(self, task_data: Any) -> str | None:
         """The text the config's ``<Text>`` shows for a task's data, or None when the data has no such field."""
@@ -41,26 +56,56 @@ class TextClassificationSpec:
         return f"no field {self.value_field!r} in the task data (the Text tag reads ${self.value_field})"
 
     def label_of(self, result: list[dict[str, Any]]) -> str | None:
-        """The chosen class in an annotation's result, or None when this control was left empty."""
-        for region in result:
-            if region.get("from_name") == self.from_name and region.get("type", "choices") == "choices":
-                choices = region.get("value", {}).get("choices") or []
-                if choices:
-                    return choices[0]
-        return None
+        """The label an annotation's result gives, or None when this control was left empty (single-choice).
 
-    def prediction(self, model_version: str, score: float, class_index: int, probability: float) -> dict[str, Any]:
-        """One Label Studio prediction; ``class_index`` -1 means "no suggestion", only a rank."""
-        result = self.result_for(class_index, probability) if class_index >= 0 else []
+        Single-choice: the chosen class. Multi-label: the chosen set as JSON, in config order (names the
+        config lacks last), ``'[]'`` when the annotation chose none: a submitted "none of these". Whether
+        the label fits the config is ``is_known``'s call.
+        """
+        chosen = [
+            choice
+            for region in result
+            if region.get("from_name") == self.from_name and region.get("type", "choices") == "choices"
+            for choice in region.get("value", {}).get("choices") or []
+        ]
+        if self.multiple:
+            return json.dumps([n for n in self.classes if n in chosen] + [n for n in chosen if n not in self.classes])
+        return chosen[0] if chosen else None
+
+    def is_known(self, label: str) -> bool:
+        """Every class the label names is one of the config's."""
+        names = json.loads(label) if self.multiple else [label]
+        return all(name in self.classes for name in names)
+
+    def targets(self, labels: Sequence[str]) -> np.ndarray:
+        """What a model trains on: class indices (n,), or for multi-label a 0/1 indicator matrix (n, n_classes)."""
+        if not self.multiple:
+            return np.array([self.classes.index(label) for label in labels], dtype=np.int64)
+        indicator = np.zeros((len(labels), len(self.classes)), dtype=np.int64)
+        for row, label in enumerate(labels):
+            indicator[row, [self.classes.index(name) for name in json.loads(label)]] = 1
+        return indicator
+
+    def prediction(
+        self, model_version: str, score: float, suggestion: int | tuple[int, ...] | None, probability: float
+    ) -> dict[str, Any]:
+        """One Label Studio prediction; ``suggestion`` is a class index, a tuple of them (multi-label), or
+        -1 / None for "no suggestion, only a rank"."""
+        suggested = suggestion is not None and suggestion != -1
+        result = self.result_for(suggestion, probability) if suggested else []
         return {"result": result, "score": float(score), "model_version": model_version}
 
-    def result_for(self, class_index: int, probability: float) -> list[dict[str, Any]]:
+    def result_for(self, suggestion: int | tuple[int, ...], probability: float) -> list[dict[str, Any]]:
+        """The result region choosing ``suggestion``; an empty multi-label suggestion chooses nothing."""
+        chosen = list(suggestion) if isinstance(suggestion, tuple) else [suggestion]
+        if not chosen:
+            return []
         return [
             {
                 "from_name": self.from_name,
                 "to_name": self.to_name,
                 "type": "choices",
-                "value": {"choices": [self.classes[class_index]]},
+                "value": {"choices": [self.classes[index] for index in chosen]},
                 "score": float(probability),
             }
         ]
@@ -83,9 +128,10 @@ def parse_label_config(label_config: str) -> TextClassificationSpec:
             f"this backend supports exactly one <Choices> control over one <Text>; the config has {found}"
         )
     control = choices[0]
-    if control.attr.get("choice", "single") not in ("single", "single-radio"):
+    choice = control.attr.get("choice", "single")
+    if choice not in ("single", "single-radio", "multiple"):
         raise UnsupportedLabelConfig(
-            f"<Choices name={control.name!r}> is multiple-choice; only choice=\"single\" is supported for now"
+            f"<Choices name={control.name!r}> has choice={choice!r}; supported: single, single-radio, multiple"
         )
     if len(control.to_name) != 1:
         raise UnsupportedLabelConfig(f"<Choices name={control.name!r}> must point at exactly one object tag")
@@ -109,4 +155,4 @@ def parse_label_config(label_config: str) -> TextClassificationSpec:
         raise UnsupportedLabelConfig(f"<Choices name={control.name!r}> needs at least 2 <Choice> values")
     if len(set(classes)) != len(classes):
         raise UnsupportedLabelConfig(f"<Choices name={control.name!r}> has duplicate choice values")
-    return TextClassificationSpec(control.name, target.name, value[1:], classes)
+    return TextClassificationSpec(control.name, target.name, value[1:], classes, multiple=choice == "multiple")

@@ -63,7 +63,7 @@ class TaskRecord:
 def task_record(task: dict[str, Any], spec: TextClassificationSpec) -> TaskRecord:
     label = _latest_label(task.get("annotations") or [], spec)
     return TaskRecord(
-        int(task["id"]), spec.text_of(task.get("data")), label if label in spec.classes else None,
+        int(task["id"]), spec.text_of(task.get("data")), label if label is not None and spec.is_known(label) else None,
         bool(task.get("is_labeled")), ls_timestamp(task.get("updated_at")),
     )
 

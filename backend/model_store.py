@@ -27,6 +27,7 @@ import numpy as np
 
 from backend.history import VersionHistory
 from backend.ledger import LedgerFile
+from backend.multilabel_head import label_sets
 from backend.project_state import SetupFile
 
 _VERSION_RE = re.compile(r"^al-p(\d+)-v(\d{4,})-(\d{8}T\d{6}Z)$")
@@ -54,8 +55,10 @@ class ModelVersion:
 class PoolRanking:
     """What a version wrote to Label Studio, one row per unlabeled task.
 
-    ``predicted`` is -1 and ``confidence`` 0 where the version ranked without a trained classifier
-    (cold start).
+    ``predicted`` is the suggested class, -1 (and ``confidence`` 0) where the version ranked without a
+    trained classifier (cold start). Multi-label versions suggest a set: ``chosen`` (n, n_labels) marks it,
+    ``confidence`` is its probability (``backend.multilabel_head.label_sets``) and ``predicted`` is -1;
+    single-label versions keep ``chosen`` empty, (n, 0).
     """
 
     task_ids: np.ndarray
@@ -63,17 +66,25 @@ class PoolRanking:
     informativeness: np.ndarray
     predicted: np.ndarray
     confidence: np.ndarray
+    chosen: np.ndarray
 
     @classmethod
-    def build(cls, task_ids, scores, informativeness, proba: np.ndarray | None) -> "PoolRanking":
+    def build(cls, task_ids, scores, informativeness, proba: np.ndarray | None, thresholds: np.ndarray | None = None) -> "PoolRanking":
+        """From the pool's probabilities: the argmax class, or with per-label ``thresholds`` (multi-label) the set."""
         n = len(task_ids)
+        predicted, confidence, chosen = np.full(n, -1), np.zeros(n), np.zeros((n, 0), dtype=bool)
+        if proba is not None and thresholds is not None:
+            chosen, confidence = label_sets(proba, thresholds)
+        elif proba is not None:
+            predicted, confidence = proba.argmax(1), proba.max(1)
         return cls(
-            np.asarray(task_ids, dtype=np.int64),
-            np.asarray(scores, dtype=np.float64),
-            np.asarray(informativeness, dtype=np.float64),
-            proba.argmax(1) if proba is not None else np.full(n, -1),
-            proba.max(1) if proba is not None else np.zeros(n),
+            np.asarray(task_ids, dtype=np.int64), np.asarray(scores, dtype=np.float64),
+            np.asarray(informativeness, dtype=np.float64), predicted, confidence, chosen,
         )
+
+    @property
+    def multi_label(self) -> bool:
+        return self.chosen.shape[1] > 0
 
     def save(self, folder: Path) -> None:
         np.savez(folder / "pool.npz", **self.__dict__)
@@ -81,13 +92,22 @@ class PoolRanking:
     @classmethod
     def load(cls, folder: Path) -> "PoolRanking":
         with np.load(folder / "pool.npz") as data:
-            return cls(**{key: data[key] for key in data.files})
+            arrays = {key: data[key] for key in data.files}
+        # Versions saved before multi-label support were all single-label.
+        arrays.setdefault("chosen", np.zeros((len(arrays["task_ids"]), 0), dtype=bool))
+        return cls(**arrays)
 
-    def rows(self) -> dict[int, tuple[float, int, float]]:
-        """task id -> (score, predicted class, its probability)."""
+    def suggestions(self) -> list[int | tuple[int, ...]]:
+        """Per task, the suggested class (-1: none) or, multi-label, the tuple of suggested labels."""
+        if self.multi_label:
+            return [tuple(np.flatnonzero(row).tolist()) for row in self.chosen]
+        return self.predicted.tolist()
+
+    def rows(self) -> dict[int, tuple[float, int | tuple[int, ...], float]]:
+        """task id -> (score, suggestion, its probability)."""
         return {
-            int(task): (float(score), int(label), float(p))
-            for task, score, label, p in zip(self.task_ids, self.scores, self.predicted, self.confidence)
+            int(task): (float(score), suggestion, float(p))
+            for task, score, suggestion, p in zip(self.task_ids, self.scores, self.suggestions(), self.confidence)
         }
 
 

@@ -7,23 +7,44 @@ from __future__ import annotations
 import numpy as np
 
 from backend.settings import ProjectSettings
+from strategies import DEFAULT_STRATEGIES, SINGLE_LABEL, STRATEGIES
+
+
+def distinct_labels(labels: np.ndarray) -> int:
+    """Distinct classes (class indices) or distinct label sets (rows of a multi-label indicator matrix)."""
+    if labels.ndim == 2:
+        return len(np.unique(labels, axis=0)) if len(labels) else 0
+    return len(set(labels.tolist()))
 
 
 def can_train(settings: ProjectSettings, labels: np.ndarray) -> bool:
-    """A classifier needs ``min_labels`` labels in at least 2 classes."""
-    return len(labels) >= settings.min_labels and len(set(labels.tolist())) >= 2
+    """A classifier needs ``min_labels`` labels in at least 2 classes (multi-label: 2 distinct label sets)."""
+    return len(labels) >= settings.min_labels and distinct_labels(labels) >= 2
 
 
-def choose_phase(settings: ProjectSettings, labels: np.ndarray) -> tuple[str, str]:
-    """``("cold_start" | "strategy", why)``: cold start ranks the pool until the first model can train."""
+def project_strategy(settings: ProjectSettings, task_type: str = SINGLE_LABEL) -> tuple[str, str]:
+    """The strategy that ranks this task type, and why: the owner's, or the type's default
+    (``strategies.DEFAULT_STRATEGIES``) when the owner's cannot rank it; ``margin``, the default setting,
+    reads single-label probabilities."""
     name = settings.strategy
+    if task_type in STRATEGIES[name].task_types:
+        return name, f"strategy {name!r}"
+    fallback = DEFAULT_STRATEGIES[task_type]
+    ranks = ", ".join(sorted(STRATEGIES[name].task_types))
+    return fallback, f"strategy {fallback!r}, the {task_type} default: the setting {name!r} ranks only {ranks} tasks"
+
+
+def choose_phase(settings: ProjectSettings, labels: np.ndarray, task_type: str = SINGLE_LABEL) -> tuple[str, str, str]:
+    """``(phase, strategy name, why)``: the ``cold_start`` phase ranks the pool until the first model can
+    train, then the ``strategy`` phase ranks it with ``project_strategy``."""
+    name, why = project_strategy(settings, task_type)
     if can_train(settings, labels):
-        return "strategy", f"strategy {name!r}"
+        return "strategy", name, why
     if name == "cold_start":
-        return "strategy", "strategy 'cold_start' needs no labels"
+        return "strategy", name, "strategy 'cold_start' needs no labels"
     if not settings.cold_start_phase:
-        return "strategy", f"strategy {name!r}; cold_start_phase is off, so nothing is ranked before the first model"
-    return "cold_start", (
-        f"{len(labels)} labels in {len(set(labels.tolist()))} classes; cold_start ranks representative tasks until "
+        return "strategy", name, f"{why}; cold_start_phase is off, so nothing is ranked before the first model"
+    return "cold_start", "cold_start", (
+        f"{len(labels)} labels in {distinct_labels(labels)} classes; cold_start ranks representative tasks until "
         f"min_labels={settings.min_labels} labels in at least 2 classes exist, then {name!r} takes over"
     )

@@ -23,7 +23,7 @@ from backend.model_store import ModelStore, ModelVersion, PoolRanking
 from backend.scoring import score_against
 from backend.settings import ProjectSettings
 from backend.training import TextClassifier
-from strategies import ModelOutputs, make_strategy
+from strategies import SINGLE_LABEL, ModelOutputs, make_strategy
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,8 @@ class LoadedVersion:
         return self.version.pool()
 
     @cached_property
-    def pool(self) -> dict[int, tuple[float, int, float]]:
-        """task id -> (score, predicted class, its probability), as written to Label Studio."""
+    def pool(self) -> dict[int, tuple[float, int | tuple[int, ...], float]]:
+        """task id -> (score, suggestion, its probability), as written to Label Studio."""
         return self.ranking.rows()
 
     @cached_property
@@ -83,27 +83,33 @@ class Predictor:
     def predict(self, project_id: int, spec: TextClassificationSpec, tasks: Sequence[Any]) -> list[list[dict]]:
         """One list of predictions per task: empty when no usable model exists yet, or the task is unreadable."""
         loaded = self.active(project_id)
-        if loaded is None or tuple(loaded.meta["classes"]) != spec.classes:
+        # Versions published before multi-label support were all single-label.
+        served = (tuple(loaded.meta["classes"]), loaded.meta.get("task_type", SINGLE_LABEL)) if loaded else None
+        if loaded is None or served != (spec.classes, spec.task_type):
             if loaded is not None:
                 log.warning("project %s: label config classes changed since %s; waiting for a retrain", project_id, loaded.version.name)
             return [[] for _ in tasks]
         texts = [spec.text_of(task.get("data")) if isinstance(task, dict) else None for task in tasks]
-        ranked: list[tuple[float, int, float] | None] = [
+        ranked: list[tuple[float, int | tuple[int, ...], float] | None] = [
             loaded.pool.get(task_id) if (task_id := _task_id(task)) is not None else None for task in tasks
         ]
         fresh = [i for i, row in enumerate(ranked) if row is None and texts[i] is not None]
-        fresh_scores, fresh_proba = self._score_fresh(loaded, [texts[i] for i in fresh])
-        for k, i in enumerate(fresh):
-            label, p = (int(fresh_proba[k].argmax()), float(fresh_proba[k].max())) if fresh_proba is not None else (-1, 0.0)
-            ranked[i] = (fresh_scores[k], label, p)
+        fresh_rows = self._score_fresh(loaded, [texts[i] for i in fresh])
+        for i, row in zip(fresh, fresh_rows):
+            ranked[i] = row
         return [[spec.prediction(loaded.version.name, *row)] if row is not None else [] for row in ranked]
 
-    def _score_fresh(self, loaded: LoadedVersion, texts: list[str]) -> tuple[list[float], np.ndarray | None]:
+    def _score_fresh(self, loaded: LoadedVersion, texts: list[str]) -> list[tuple[float, int | tuple[int, ...], float]]:
+        """(score, suggestion, its probability) for tasks the version never ranked, by the version's own rules."""
         if not texts:
-            return [], None
-        proba = loaded.classifier.predict_proba(texts) if loaded.classifier is not None else None
+            return []
+        classifier = loaded.classifier
+        proba = classifier.predict_proba(texts) if classifier is not None else None
         strategy = make_strategy(loaded.meta["strategy"], batch_size=loaded.settings.query_batch_size, random_state=loaded.settings.seed)
-        if proba is None or strategy.batch_aware or strategy.requires != frozenset({"proba"}):
-            return [UNRANKED_SCORE] * len(texts), proba
-        informativeness = strategy.query(ModelOutputs(proba=proba))
-        return score_against(loaded.ranking.informativeness, informativeness).tolist(), proba
+        scores = np.full(len(texts), UNRANKED_SCORE)
+        if proba is not None and not strategy.batch_aware and strategy.requires == frozenset({classifier.output_field}):
+            informativeness = strategy.query(ModelOutputs(**{classifier.output_field: proba}))
+            scores = score_against(loaded.ranking.informativeness, informativeness)
+        thresholds = classifier.thresholds if classifier is not None else None
+        fresh = PoolRanking.build(np.zeros(len(texts)), scores, scores, proba, thresholds)
+        return [row for row in zip(fresh.scores.tolist(), fresh.suggestions(), fresh.confidence.tolist())]

@@ -14,7 +14,9 @@ from backend.training import TextClassifier
 from strategies import ModelOutputs, QueryStrategy
 
 #: Outputs that need a trained classifier; the rest come from the encoder alone.
-_NEEDS_TRAINED_MODEL = frozenset({"proba", "committee_proba", "labeled_losses"})
+_NEEDS_TRAINED_MODEL = frozenset({"proba", "label_proba", "committee_proba", "labeled_losses", "labeled_targets"})
+#: The classifier's probabilities, in whichever field its task type fills (``TextClassifier.output_field``).
+_PROBABILITIES = frozenset({"proba", "label_proba"})
 
 
 class StrategyUnavailable(ValueError):
@@ -33,20 +35,22 @@ def collect_outputs(
     proba: np.ndarray | None = None,
     progress: Progress | None = None,
 ) -> ModelOutputs:
-    """Compute the ``ModelOutputs`` fields the strategy requires or can use (``proba`` may be passed in)."""
+    """Compute the ``ModelOutputs`` fields the strategy requires or can use (``proba``, the classifier's
+    probabilities of the pool, may be passed in)."""
     values = pool_outputs(classifier, pool_fields(strategy, proba is not None), pool_texts, committee_size, progress)
     if proba is not None:
-        values["proba"] = proba
+        values[classifier.output_field] = proba
     return ModelOutputs(**values, **labeled_outputs(classifier, strategy, labeled_texts, labeled_y, seed, progress))
 
 
 def pool_fields(strategy: QueryStrategy, trained: bool) -> frozenset[str]:
-    """The per-pool-task outputs to compute: row by row, so any split of the pool gives the same rows."""
+    """The per-pool-task outputs to compute: row by row, so any split of the pool gives the same rows.
+    ``"proba"`` stands for the classifier's probabilities, whichever field they fill."""
     needs = strategy.requires | strategy.optional
     # Probabilities are passed on even when not required: a strategy like ``random`` works from whatever
     # output is present.
     fields = {name for name in ("embeddings", "committee_proba") if name in needs}
-    if trained or "proba" in needs:
+    if trained or _PROBABILITIES & needs:
         fields.add("proba")
     return frozenset(fields)
 
@@ -56,7 +60,7 @@ def pool_outputs(
 ) -> dict[str, np.ndarray]:
     values: dict[str, np.ndarray] = {}
     if "proba" in fields:
-        values["proba"] = classifier.predict_proba(texts, progress)
+        values[classifier.output_field] = classifier.predict_proba(texts, progress)
     if "embeddings" in fields:
         values["embeddings"] = classifier.embed(texts, progress)
     if "committee_proba" in fields:
@@ -69,9 +73,10 @@ def labeled_outputs(
 ) -> dict[str, np.ndarray]:
     """Outputs over the labeled tasks; optional ones only when there is something to compute them from."""
     needs = strategy.requires | strategy.optional
+    values: dict[str, np.ndarray] = {"labeled_targets": y} if "labeled_targets" in needs else {}
     if not ({"labeled_embeddings", "labeled_losses"} & strategy.requires or ("labeled_embeddings" in needs and len(texts))):
-        return {}
-    values = {"labeled_embeddings": classifier.embed(texts, progress)}
+        return values
+    values["labeled_embeddings"] = classifier.embed(texts, progress)
     if "labeled_losses" in needs:
         try:
             values["labeled_losses"] = out_of_fold_losses(values["labeled_embeddings"], y, seed)

@@ -22,7 +22,16 @@ from backend.settings import ProjectSettings
 
 
 class TextClassifier(ABC):
-    """A classifier over a fixed, ordered list of class names."""
+    """A classifier over a fixed, ordered list of class names.
+
+    Single-label by default: ``y`` holds class indices, ``predict_proba`` rows sum to 1 and feed the
+    strategies as ``proba``. A multi-label classifier sets ``multi_label``, trains on an indicator matrix and
+    reports ``label_proba`` (``strategies.ModelOutputs``).
+    """
+
+    multi_label = False
+    #: The ``strategies.ModelOutputs`` field ``predict_proba`` fills.
+    output_field = "proba"
 
     def __init__(self, classes: Sequence[str], settings: ProjectSettings):
         if len(classes) < 2:
@@ -38,6 +47,19 @@ class TextClassifier(ABC):
     @abstractmethod
     def predict_proba(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         """(n, n_classes) probabilities."""
+
+    @property
+    def thresholds(self) -> np.ndarray | None:
+        """Multi-label: each label's threshold, over which it is suggested. Single-label: None (the argmax)."""
+        return None
+
+    def decide(self, proba: np.ndarray) -> np.ndarray:
+        """The predicted labels: class indices (the argmax), or with ``thresholds`` a 0/1 indicator matrix."""
+        if self.thresholds is None:
+            return proba.argmax(1)
+        from backend.multilabel_head import label_sets
+
+        return label_sets(proba, self.thresholds)[0].astype(np.int64)
 
     @abstractmethod
     def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:

@@ -16,6 +16,14 @@ from typing import ClassVar
 
 import numpy as np
 
+#: One label per task from a set of mutually exclusive classes (softmax over ``proba``).
+SINGLE_LABEL = "single_label"
+#: Any subset of the labels per task (one independent yes/no per label: ``label_proba``).
+MULTI_LABEL = "multi_label"
+#: Named-entity recognition: one BIO tag per token (``token_proba``, ``token_mask``).
+NER = "ner"
+TASK_TYPES: tuple[str, ...] = (SINGLE_LABEL, MULTI_LABEL, NER)
+
 
 @dataclass(frozen=True)
 class ModelOutputs:
@@ -23,12 +31,20 @@ class ModelOutputs:
 
     Every field is optional; a strategy lists the ones it reads in ``requires``.
 
-    proba:              (n_pool, n_classes) class probabilities of the pool.
+    proba:              (n_pool, n_classes) class probabilities of the pool (single-label).
     embeddings:         (n_pool, dim) pool embeddings.
     committee_proba:    (n_members, n_pool, n_classes) probabilities from each committee member
                         (MC-dropout passes or bootstrap-trained heads).
     labeled_embeddings: (n_labeled, dim) embeddings of the labeled tasks.
     labeled_losses:     (n_labeled,) out-of-fold losses of the labeled tasks.
+    label_proba:        (n_pool, n_labels) independent per-label probabilities P(label applies | x) of a
+                        multi-label (one-vs-rest / sigmoid) model; rows need not sum to 1.
+    labeled_targets:    (n_labeled, n_labels) 0/1 label sets of the labeled tasks (multi-label).
+    token_proba:        (n_pool, max_tokens, n_tags) per-token tag distributions of a token tagger
+                        (BIO tags), zero-padded past each task's last token.
+    token_mask:         (n_pool, max_tokens) bool, True on real tokens. A task may have no real token
+                        (empty text); sequence strategies give it informativeness 0. Values of
+                        ``token_proba`` where the mask is False are never read.
     """
 
     proba: np.ndarray | None = None
@@ -36,6 +52,10 @@ class ModelOutputs:
     committee_proba: np.ndarray | None = None
     labeled_embeddings: np.ndarray | None = None
     labeled_losses: np.ndarray | None = None
+    label_proba: np.ndarray | None = None
+    labeled_targets: np.ndarray | None = None
+    token_proba: np.ndarray | None = None
+    token_mask: np.ndarray | None = None
 
     @classmethod
     def field_names(cls) -> frozenset[str]:
@@ -60,6 +80,8 @@ class QueryStrategy(ABC):
     optional: ClassVar[frozenset[str]] = frozenset()
     #: True when the strategy picks a batch jointly rather than scoring each item alone.
     batch_aware: ClassVar[bool] = False
+    #: The task types (``TASK_TYPES``) whose model outputs this strategy can rank.
+    task_types: ClassVar[frozenset[str]] = frozenset({SINGLE_LABEL})
 
     def __init__(self, *, batch_size: int = 10, random_state: int | None = None) -> None:
         # Every strategy accepts both so the backend can build any of them the same way.

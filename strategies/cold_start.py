@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.cluster import KMeans
 
-from .base import ModelOutputs, QueryStrategy, as_features, ranks_to_informativeness
+from .base import TASK_TYPES, ModelOutputs, QueryStrategy, as_features, ranks_to_informativeness
 from .canonical import batch_size_for, canonical_order, count_distinct
 
 
@@ -31,6 +31,8 @@ class ColdStart(QueryStrategy):
     requires = frozenset({"embeddings"})
     optional = frozenset({"labeled_embeddings"})
     batch_aware = True
+    # Embeddings only: every task type has them.
+    task_types = frozenset(TASK_TYPES)
 
     def __init__(self, *, n_init: int = 3, batch_size: int = 10, random_state: int | None = None) -> None:
         super().__init__(batch_size=batch_size, random_state=random_state)

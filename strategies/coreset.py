@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import ModelOutputs, QueryStrategy, as_array, ranks_to_informativeness
+from .base import TASK_TYPES, ModelOutputs, QueryStrategy, as_array, ranks_to_informativeness
 from .canonical import batch_size_for, canonical_order
 
 
@@ -60,6 +60,8 @@ class CoreSet(QueryStrategy):
     name = "coreset"
     requires = frozenset({"embeddings", "labeled_embeddings"})
     batch_aware = True
+    # Embeddings only: every task type has them.
+    task_types = frozenset(TASK_TYPES)
 
     def _informativeness(self, outputs: ModelOutputs) -> np.ndarray:
         pool = as_array(outputs.embeddings, 2, "embeddings")

@@ -42,5 +42,7 @@ class PredictedLoss(QueryStrategy):
                 f"strategy {self.name!r} needs at least 2 labeled tasks with out-of-fold losses to "
                 f"predict difficulty, got {len(labeled)}; use another strategy until more are labeled"
             )
+        if len(pool) == 0:  # scikit-learn refuses to predict for no rows
+            return np.empty(0)
         regressor = KNeighborsRegressor(n_neighbors=min(self.n_neighbors, len(labeled)), weights="distance")
         return regressor.fit(labeled, losses).predict(pool)

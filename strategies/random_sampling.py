@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import MissingOutputsError, ModelOutputs, QueryStrategy
+from .base import TASK_TYPES, MissingOutputsError, ModelOutputs, QueryStrategy
 
-# Random sampling only needs the pool size, so any one of these is enough.
-_POOL_SIZED_FIELDS = ("proba", "embeddings")
+# Random sampling only needs the pool size, so any one of these (whatever the task type) is enough.
+_POOL_SIZED_FIELDS = ("proba", "embeddings", "label_proba", "token_proba", "token_mask")
 
 
 class RandomSampling(QueryStrategy):
@@ -18,14 +18,15 @@ class RandomSampling(QueryStrategy):
     """
 
     name = "random"
-    # Nothing in particular: ``query`` accepts whichever of ``proba`` / ``embeddings`` is present.
+    # Nothing in particular: ``query`` accepts whichever pool-sized field is present.
     requires = frozenset()
+    task_types = frozenset(TASK_TYPES)
 
     def query(self, outputs: ModelOutputs) -> np.ndarray:
         if all(getattr(outputs, field) is None for field in _POOL_SIZED_FIELDS):
             raise MissingOutputsError(
-                f"strategy {self.name!r} needs proba or embeddings to know the pool size, "
-                "and the model provided neither"
+                f"strategy {self.name!r} needs {' or '.join(_POOL_SIZED_FIELDS)} to know the pool size, "
+                "and the model provided none of them"
             )
         return self._informativeness(outputs)
 

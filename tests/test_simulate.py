@@ -19,6 +19,7 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from backend.settings import ProjectSettings
+from backend.training import TextClassifier
 from backend.simulation.cli import main as simulate_main
 from backend.simulation.dataset import Dataset, InputError, read_dataset
 from backend.simulation.protocol import SimulationConfig, initial_indices, make_split, select_batch, uniform_initial_indices
@@ -85,6 +86,8 @@ def ls_export(rows: list[dict], *, unlabeled: int = 0) -> list[dict]:
 class BagOfWords:
     """Stand-in for the worker's TextClassifier (same interface), so in-process tests need no model."""
 
+    output_field, thresholds, decide = "proba", None, TextClassifier.decide
+
     def __init__(self, classes, settings):
         self.classes, self.settings = list(classes), settings
         self.vectorizer = HashingVectorizer(n_features=64, alternate_sign=False, norm="l2")
@@ -110,7 +113,7 @@ class BagOfWords:
 def fake_model(monkeypatch):
     import backend.classifiers
 
-    monkeypatch.setattr(backend.classifiers, "build_classifier", lambda classes, settings: BagOfWords(classes, settings))
+    monkeypatch.setattr(backend.classifiers, "build_classifier", lambda classes, settings, multi_label=False: BagOfWords(classes, settings))
 
 
 def run_cli(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
@@ -193,6 +196,60 @@ def test_label_studio_export_runs_end_to_end(tmp_path, fake_model, capsys):
     assert len(rows) == 3 * 2 * 4
     assert sorted({int(r["labels_used"]) for r in rows}) == [5, 9, 13, 17]
     assert {s["strategy"] for s in read_csv(out / "summary.csv")} == {"entropy", "random", "coreset"}
+
+
+MULTI_LABEL_CONFIG = """<View><Text name="text" value="$text"/>
+<Choices name="tags" toName="text" choice="multiple"><Choice value="ball"/><Choice value="vote"/><Choice value="chip"/></Choices></View>"""
+
+
+def multi_label_rows(n: int) -> list[tuple[str, list[str]]]:
+    """Sentences about one or two of three subjects, or about none of them."""
+    subjects = {"ball": "the striker scored a late goal", "vote": "parliament voted on the budget",
+                "chip": "the new phone has a faster chip"}
+    kinds = [["ball"], ["vote"], ["chip"], ["ball", "vote"], ["vote", "chip"], []]
+    rows = []
+    for i in range(n):
+        labels = kinds[i % len(kinds)]
+        rows.append((" and ".join(subjects[name] for name in labels) or f"the weather was mild on day {i}", labels))
+    return rows
+
+
+def test_multi_label_tables_and_exports_simulate_with_the_worker_model(tmp_path, capsys):
+    """The real one-vs-rest head: label sets in, subset accuracy and micro-F1 out, for either input form."""
+    table = tmp_path / "multi.csv"
+    with table.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows((f"{text} ({i})", "|".join(labels)) for i, (text, labels) in enumerate(multi_label_rows(48)))
+    out = tmp_path / "out"
+    common = ["--strategies", "mean_binary_entropy,label_cardinality_inconsistency,random", "--seeds", "0", "--rounds", "2",
+              "--initial", "6", "--batch-size", "4", "--max-length", "16", "--quiet"]
+    code = simulate_main([str(table), "--label-separator", "|", "--out", str(out), *common])
+    assert code == 0, capsys.readouterr().err
+    rows = read_csv(out / "rounds.csv")
+    assert {r["strategy"] for r in rows} == {"mean_binary_entropy", "label_cardinality_inconsistency", "random"}
+    final = [r for r in rows if int(r["labels_used"]) == 14]
+    assert all(0.0 <= float(r[key]) <= 1.0 for r in final for key in ("accuracy", "f1_micro", "f1_macro"))
+    assert max(float(r["accuracy"]) for r in final) >= 0.9  # whole label sets learned from 14 labels
+
+    export = tmp_path / "export.json"
+    tasks = [{"id": i, "data": {"text": f"{text} ({i})"},
+              "annotations": [{"result": [{"from_name": "tags", "to_name": "text", "type": "choices", "value": {"choices": labels}}] if labels else []}]}
+             for i, (text, labels) in enumerate(multi_label_rows(48))]
+    export.write_text(json.dumps(tasks))
+    config = tmp_path / "config.xml"
+    config.write_text(MULTI_LABEL_CONFIG)
+    code = simulate_main([str(export), "--label-config", str(config), "--out", str(tmp_path / "out2"), *common])
+    assert code == 0, capsys.readouterr().err
+    assert read_csv(tmp_path / "out2" / "rounds.csv")[0]["f1_micro"]
+
+
+def test_a_single_label_strategy_is_refused_on_multi_label_data_with_the_alternatives(tmp_path, capsys):
+    table = tmp_path / "multi.csv"
+    table.write_text("text,label\n" + "".join(f"text {i},{'a|b' if i % 2 else 'a'}\n" for i in range(40)))
+    code = simulate_main([str(table), "--label-separator", "|", "--strategies", "margin", "--quiet", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code != 0 and "'margin' cannot rank multi_label data" in err and "mean_binary_entropy" in err
 
 
 def test_label_studio_export_infers_fields_or_asks(tmp_path):

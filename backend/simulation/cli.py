@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-column", default="label", help="table column holding the label (default: label)")
     p.add_argument("--label-config", help="Label Studio label config XML file (for JSON exports)")
     p.add_argument("--text-field", help="task data field holding the text (Label Studio exports)")
+    p.add_argument("--label-separator", help="multi-label tables: the separator between a row's labels, e.g. '|' "
+                   "(an empty cell: none apply); multi-label exports need a choice=\"multiple\" --label-config")
     p.add_argument("--strategies", default="margin,random", help="comma-separated strategy names (default: margin,random)")
     p.add_argument("--seeds", help="comma-separated seeds (default: 0..n-seeds-1)")
     p.add_argument("--n-seeds", type=int, default=3, help="number of seeds when --seeds is not given (default: 3)")
@@ -114,7 +116,15 @@ def config_from_args(args: argparse.Namespace) -> SimulationConfig:
 
 
 def check_fits(data: Dataset, config: SimulationConfig) -> None:
-    """Sizes that cannot work on this dataset: say which option to change."""
+    """Strategies and sizes that cannot work on this dataset: say which option to change."""
+    from strategies import MULTI_LABEL, SINGLE_LABEL, STRATEGIES, strategies_for
+
+    task_type = MULTI_LABEL if data.multi_label else SINGLE_LABEL
+    wrong = [name for name in config.strategies if task_type not in STRATEGIES[name].task_types]
+    if wrong:
+        raise InputError(
+            f"{', '.join(map(repr, wrong))} cannot rank {task_type} data; strategies for it: {', '.join(strategies_for(task_type))}"
+        )
     n = len(data.texts)
     n_classes = len(data.classes)
     n_test = math.ceil(n * config.test_fraction)
@@ -152,7 +162,7 @@ def prepare(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, Data
     # The file first: it is the most common mistake and needs no heavy imports to report.
     data = read_dataset(
         args.input, text_column=args.text_column, label_column=args.label_column,
-        label_config=args.label_config, text_field=args.text_field,
+        label_config=args.label_config, text_field=args.text_field, label_separator=args.label_separator,
     )
     config = config_from_args(args)
     if config.pool_limit is not None and config.pool_limit < len(data.texts):

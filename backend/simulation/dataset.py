@@ -25,11 +25,15 @@ class Dataset:
     classes: list[str]
     source: str = ""
     skipped: int = 0  # tasks without a usable annotation (Label Studio exports)
+    #: Each label is a set, written as ``backend.labels`` writes it: a JSON list of class names.
+    multi_label: bool = False
 
     @property
     def y(self) -> np.ndarray:
-        index = {name: i for i, name in enumerate(self.classes)}
-        return np.array([index[label] for label in self.labels], dtype=np.int64)
+        """Class indices, or for multi-label data a 0/1 indicator matrix (n, n_classes)."""
+        from backend.labels import TextClassificationSpec
+
+        return TextClassificationSpec("", "", "", tuple(self.classes), multiple=self.multi_label).targets(self.labels)
 
 
 def read_dataset(
@@ -39,8 +43,13 @@ def read_dataset(
     label_column: str = "label",
     label_config: str | None = None,
     text_field: str | None = None,
+    label_separator: str | None = None,
 ) -> Dataset:
-    """Read a table (csv/tsv/jsonl/json records) or a Label Studio JSON export; validate it."""
+    """Read a table (csv/tsv/jsonl/json records) or a Label Studio JSON export; validate it.
+
+    Multi-label data: a table whose label cells list labels joined by ``label_separator`` (an empty cell:
+    none apply), or an export read with a ``choice="multiple"`` ``label_config``.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"input file not found: {path}")
@@ -49,10 +58,10 @@ def read_dataset(
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
         records, columns = _read_delimited(path, "\t" if suffix == ".tsv" else ",")
-        return _table_dataset(records, columns, text_column, label_column, str(path))
+        return _table_dataset(records, columns, text_column, label_column, str(path), label_separator)
     if suffix in (".jsonl", ".ndjson"):
         records = _read_jsonl(path)
-        return _table_dataset(records, _columns_of(records), text_column, label_column, str(path))
+        return _table_dataset(records, _columns_of(records), text_column, label_column, str(path), label_separator)
     if suffix == ".json":
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
@@ -64,7 +73,7 @@ def read_dataset(
             raise InputError(f"{path} must hold a JSON list of objects (a Label Studio export or table records)")
         if payload and all("data" in item and isinstance(item["data"], dict) for item in payload):
             return _label_studio_dataset(payload, label_config, text_field, str(path))
-        return _table_dataset(payload, _columns_of(payload), text_column, label_column, str(path))
+        return _table_dataset(payload, _columns_of(payload), text_column, label_column, str(path), label_separator)
     raise InputError(f"cannot read {path.name}: use a .csv, .tsv, .jsonl or .json (Label Studio export) file")
 
 
@@ -103,7 +112,7 @@ def _rows_list(rows: list[int], limit: int = 5) -> str:
     return shown + (", ..." if len(rows) > limit else "")
 
 
-def _table_dataset(records, columns, text_column, label_column, source) -> Dataset:
+def _table_dataset(records, columns, text_column, label_column, source, label_separator=None) -> Dataset:
     if not records:
         raise InputError(f"{source} has no rows")
     for role, column in (("text", text_column), ("label", label_column)):
@@ -122,6 +131,9 @@ def _table_dataset(records, columns, text_column, label_column, source) -> Datas
             f"{len(empty_text)} of {len(texts)} rows have an empty text in column {text_column!r} "
             f"(rows {_rows_list(empty_text)}); fill them in or remove them"
         )
+    if label_separator:
+        sets = [sorted({name.strip() for name in label.split(label_separator) if name.strip()}) for label in labels]
+        return _checked(Dataset(texts, [json.dumps(names) for names in sets], sorted({n for names in sets for n in names}), source, multi_label=True))
     empty_label = [i + 1 for i, label in enumerate(labels) if not label.strip()]
     if empty_label:
         raise InputError(
@@ -157,7 +169,7 @@ def _label_studio_dataset(tasks, label_config_path, text_field, source) -> Datas
 
     texts, labels, unlabeled, missing_field = [], [], 0, []
     for number, task in enumerate(tasks, 1):
-        label = _task_label(task, from_name)
+        label = _multi_label_of(task, spec) if spec is not None and spec.multiple else _task_label(task, from_name)
         if label is None:
             unlabeled += 1
             continue
@@ -176,6 +188,11 @@ def _label_studio_dataset(tasks, label_config_path, text_field, source) -> Datas
     empty = [i + 1 for i, text in enumerate(texts) if not text.strip()]
     if empty:
         raise InputError(f"{len(empty)} of {len(texts)} labeled tasks have an empty text in data field {field_name!r}")
+    if spec and spec.multiple:
+        unknown = sorted({name for label in labels for name in json.loads(label)} - set(spec.classes))
+        if unknown:
+            raise InputError(f"annotations use choices not in the label config: {', '.join(unknown)}")
+        return _checked(Dataset(texts, labels, list(spec.classes), source, skipped=unlabeled, multi_label=True))
     if spec:
         unknown = sorted(set(labels) - set(spec.classes))
         if unknown:
@@ -230,7 +247,19 @@ def _task_label(task, from_name: str | None) -> str | None:
     return None
 
 
+def _multi_label_of(task, spec) -> str | None:
+    """The first non-cancelled annotation's label set (``backend.labels``' rule); an empty set is an answer."""
+    for annotation in task.get("annotations") or []:
+        if not annotation.get("was_cancelled"):
+            return spec.label_of(annotation.get("result") or [])
+    return None
+
+
 def _checked(data: Dataset) -> Dataset:
+    if data.multi_label:
+        if len(data.classes) < 2:
+            raise InputError(f"need at least 2 labels for multi-label classification; {data.source} has {len(data.classes)}")
+        return data
     if len(data.classes) < 2:
         found = data.classes[0] if data.classes else "none"
         raise InputError(f"need at least 2 classes to classify; {data.source} has 1 ({found!r})" if data.classes else

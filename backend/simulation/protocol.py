@@ -58,21 +58,24 @@ def subsample(y: np.ndarray, limit: int | None, seed: int = 0) -> np.ndarray:
         return np.arange(len(y))
     from sklearn.model_selection import train_test_split
 
-    keep, _ = train_test_split(np.arange(len(y)), train_size=limit, stratify=y, random_state=seed)
+    keep, _ = train_test_split(np.arange(len(y)), train_size=limit, stratify=y if y.ndim == 1 else None, random_state=seed)
     return np.sort(keep)
 
 
 def make_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified (pool, test) indices, fixed per seed, both sorted."""
+    """(pool, test) indices, fixed per seed, both sorted; stratified by class (multi-label data: not stratified)."""
     from sklearn.model_selection import train_test_split
 
-    pool, test = train_test_split(np.arange(len(y)), test_size=test_fraction, stratify=y, random_state=seed)
+    stratify = y if y.ndim == 1 else None
+    pool, test = train_test_split(np.arange(len(y)), test_size=test_fraction, stratify=stratify, random_state=seed)
     return np.sort(pool), np.sort(test)
 
 
 def initial_indices(y_pool: np.ndarray, size: int, seed: int) -> np.ndarray:
     """Positions in the pool of a stratified random initial set: every class at least once, the rest
     in proportion to class frequency (seeded)."""
+    if y_pool.ndim == 2:
+        raise InputError("stratified initial labels need single-label classes; use --initial-strategy random or cold_start")
     rng = np.random.default_rng([seed, 7919])
     classes = np.unique(y_pool)
     if size < len(classes):

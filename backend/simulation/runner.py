@@ -20,11 +20,16 @@ from backend.simulation.protocol import (
 
 ROUND_COLUMNS = (
     "strategy", "seed", "round", "labels_used", "accuracy", "precision_macro", "recall_macro", "f1_macro",
-    "train_seconds", "query_seconds",
+    "f1_micro", "train_seconds", "query_seconds",
 )
 ClassifierFactory = Callable[[Any], Any]  # ProjectSettings -> TextClassifier
 
 
+def no_model_guess(y_labeled: np.ndarray, n: int) -> np.ndarray:
+    """Before a model can train: the commonest class seen so far; multi-label, every label most tasks carry."""
+    if y_labeled.ndim == 2:
+        return np.tile((y_labeled.mean(0) > 0.5).astype(np.int64), (n, 1))
+    return np.full(n, np.bincount(y_labeled).argmax())
 
 
 @dataclass
@@ -47,7 +52,7 @@ class Simulator:
         self.data = data
         self.config = config
         self.y = data.y
-        self._build = make_classifier or (lambda settings: build_classifier(data.classes, settings))
+        self._build = make_classifier or (lambda settings: build_classifier(data.classes, settings, data.multi_label))
         self._shared = None
         self.notes: list[str] = []
 
@@ -73,7 +78,7 @@ class Simulator:
         """Accuracy of a model trained on the whole pool: the ceiling the learning curves approach."""
         pool, test = make_split(self.y, self.config.test_fraction, seed)
         classifier = self.classifier("random", seed).fit([self.data.texts[i] for i in pool], self.y[pool])
-        predicted = classifier.predict_proba([self.data.texts[i] for i in test]).argmax(1)
+        predicted = classifier.decide(classifier.predict_proba([self.data.texts[i] for i in test]))
         from backend.evaluation import classification_metrics
 
         return classification_metrics(self.y[test], predicted)["accuracy"]
@@ -82,9 +87,10 @@ class Simulator:
         from backend.evaluation import classification_metrics
         from backend.phases import choose_phase
         from backend.scoring import StrategyUnavailable, collect_outputs
-        from strategies import make_strategy
+        from strategies import MULTI_LABEL, SINGLE_LABEL, make_strategy
 
         cfg, texts, y = self.config, self.data.texts, self.y
+        task_type = MULTI_LABEL if self.data.multi_label else SINGLE_LABEL
         pool, test = make_split(y, cfg.test_fraction, seed)
         test_texts = [texts[i] for i in test]
         labeled = pool[self.initial_positions(pool, seed)]
@@ -96,19 +102,17 @@ class Simulator:
             labeled_texts = [texts[i] for i in labeled]
             # As in the worker: until min_labels labels in two classes exist, no model trains and the
             # cold-start phase ranks the pool (only a non-stratified initial set can start there).
-            phase, _ = choose_phase(classifier.settings, y[labeled])
+            phase, round_strategy, _ = choose_phase(classifier.settings, y[labeled], task_type)
             if phase == "cold_start":
-                # No model: the best guess is the one class seen so far (the most frequent, if several).
-                predicted = np.full(len(test), np.bincount(y[labeled]).argmax())
+                predicted = no_model_guess(y[labeled], len(test))
             else:
                 classifier.fit(labeled_texts, y[labeled])
-                predicted = classifier.predict_proba(test_texts).argmax(1)
+                predicted = classifier.decide(classifier.predict_proba(test_texts))
             train_seconds = time.perf_counter() - started
             metrics = classification_metrics(y[test], predicted)
             query_seconds = 0.0
             if round_index < cfg.rounds:
                 started = time.perf_counter()
-                round_strategy = "cold_start" if phase == "cold_start" else strategy_name
                 strategy = make_strategy(round_strategy, batch_size=cfg.batch_size, random_state=round_seed(seed, round_index))
                 pool_texts = [texts[i] for i in unlabeled]
                 try:
@@ -119,9 +123,9 @@ class Simulator:
                         classifier, strategy, pool_texts, labeled_texts, y[labeled],
                         committee_size=cfg.committee_size, seed=seed, proba=proba,
                     )
-                    if outputs.proba is None and outputs.embeddings is None:
+                    if getattr(outputs, classifier.output_field) is None and outputs.embeddings is None:
                         # "random" requires nothing but the pool size; collect_outputs drops an unrequired proba.
-                        outputs = replace(outputs, proba=proba)
+                        outputs = replace(outputs, **{classifier.output_field: proba})
                     informativeness = strategy.query(outputs)
                 except StrategyUnavailable as exc:
                     # e.g. "difficulty" before every class has 2 labels: fall back to random for this round.

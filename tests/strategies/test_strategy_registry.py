@@ -7,12 +7,18 @@ import pytest
 
 import strategies
 from strategies import (
+    DEFAULT_STRATEGIES,
+    MULTI_LABEL,
+    NER,
+    SINGLE_LABEL,
     STRATEGIES,
     STRATEGY_NAMES,
+    TASK_TYPES,
     MissingOutputsError,
     ModelOutputs,
     QueryStrategy,
     make_strategy,
+    strategies_for,
 )
 
 EXPECTED_NAMES = (
@@ -24,8 +30,13 @@ EXPECTED_NAMES = (
     "difficulty",
     "entropy",
     "information_density",
+    "label_cardinality_inconsistency",
     "least_confidence",
     "margin",
+    "max_token_entropy",
+    "mean_binary_entropy",
+    "mean_token_entropy",
+    "mnlp",
     "qbc_kl",
     "qbc_vote_entropy",
     "random",
@@ -33,14 +44,41 @@ EXPECTED_NAMES = (
 
 
 def full_outputs(n_pool: int = 30, seed: int = 0) -> ModelOutputs:
+    """Every field, so every strategy of every task type can score it."""
     rng = np.random.default_rng(seed)
+    token_mask = np.arange(12) < rng.integers(0, 13, n_pool)[:, None]
     return ModelOutputs(
         proba=rng.dirichlet(np.ones(4), n_pool),
         embeddings=rng.normal(size=(n_pool, 6)),
         committee_proba=rng.dirichlet(np.ones(4), (5, n_pool)),
         labeled_embeddings=rng.normal(size=(8, 6)),
         labeled_losses=rng.random(8),
+        label_proba=rng.random((n_pool, 5)),
+        labeled_targets=rng.integers(0, 2, (8, 5)),
+        token_proba=rng.dirichlet(np.ones(9), (n_pool, 12)) * token_mask[..., None],
+        token_mask=token_mask,
     )
+
+
+EXPECTED_TASK_TYPES = {
+    SINGLE_LABEL: (
+        "balanced_margin",
+        "bald",
+        "cluster_margin",
+        "cold_start",
+        "coreset",
+        "difficulty",
+        "entropy",
+        "information_density",
+        "least_confidence",
+        "margin",
+        "qbc_kl",
+        "qbc_vote_entropy",
+        "random",
+    ),
+    MULTI_LABEL: ("cold_start", "coreset", "label_cardinality_inconsistency", "mean_binary_entropy", "random"),
+    NER: ("cold_start", "coreset", "max_token_entropy", "mean_token_entropy", "mnlp", "random"),
+}
 
 
 def test_registry_names():
@@ -49,6 +87,46 @@ def test_registry_names():
     for name, cls in STRATEGIES.items():
         assert issubclass(cls, QueryStrategy) and cls.name == name
         assert cls.requires <= ModelOutputs.field_names()
+        assert cls.optional <= ModelOutputs.field_names()
+        assert cls.task_types and cls.task_types <= set(TASK_TYPES)
+
+
+def test_task_type_constants():
+    assert (SINGLE_LABEL, MULTI_LABEL, NER) == ("single_label", "multi_label", "ner") == TASK_TYPES
+    assert QueryStrategy.task_types == frozenset({SINGLE_LABEL})
+    assert {"label_proba", "labeled_targets", "token_proba", "token_mask"} <= ModelOutputs.field_names()
+    assert ModelOutputs(token_proba=np.zeros((1, 1, 1))).missing(frozenset({"token_proba", "token_mask"})) == [
+        "token_mask"
+    ]
+
+
+@pytest.mark.parametrize("task_type", TASK_TYPES)
+def test_strategies_for_lists_exactly_the_strategies_of_a_task_type(task_type):
+    assert strategies_for(task_type) == EXPECTED_TASK_TYPES[task_type]
+    assert all(task_type in STRATEGIES[name].task_types for name in strategies_for(task_type))
+
+
+def test_embedding_only_strategies_serve_every_task_type():
+    for name in ("random", "coreset", "cold_start"):
+        assert STRATEGIES[name].task_types == frozenset(TASK_TYPES)
+
+
+def test_strategies_for_an_unknown_type_names_the_valid_ones():
+    with pytest.raises(ValueError) as info:
+        strategies_for("regression")
+    assert "'regression'" in str(info.value)
+    assert all(task_type in str(info.value) for task_type in TASK_TYPES)
+
+
+def test_every_task_type_has_a_default_that_supports_it():
+    assert DEFAULT_STRATEGIES == {SINGLE_LABEL: "margin", MULTI_LABEL: "mean_binary_entropy", NER: "mnlp"}
+    for task_type, name in DEFAULT_STRATEGIES.items():
+        assert name in strategies_for(task_type)
+
+
+def test_public_names_are_exported():
+    for name in ("DEFAULT_STRATEGIES", "MULTI_LABEL", "NER", "SINGLE_LABEL", "TASK_TYPES", "strategies_for"):
+        assert name in strategies.__all__ and hasattr(strategies, name)
 
 
 @pytest.mark.parametrize("name", EXPECTED_NAMES)
@@ -84,16 +162,21 @@ def test_missing_outputs_message_names_each_missing_field(name):
         assert field in str(info.value)
 
 
-def test_random_needs_proba_or_embeddings():
-    with pytest.raises(MissingOutputsError, match="proba or embeddings"):
+def test_random_needs_any_pool_sized_field():
+    with pytest.raises(MissingOutputsError, match="proba or embeddings or label_proba or token_proba"):
         make_strategy("random").query(ModelOutputs())
-    embeddings_only = ModelOutputs(embeddings=np.zeros((5, 3)))
-    proba_only = ModelOutputs(proba=np.full((5, 2), 0.5))
-    assert make_strategy("random", random_state=1).query(embeddings_only).shape == (5,)
-    np.testing.assert_array_equal(
-        make_strategy("random", random_state=1).query(embeddings_only),
-        make_strategy("random", random_state=1).query(proba_only),
-    )
+    # Labeled-set fields say nothing about the pool's size.
+    with pytest.raises(MissingOutputsError):
+        make_strategy("random").query(ModelOutputs(labeled_targets=np.zeros((3, 2)), labeled_embeddings=np.zeros((3, 2))))
+    expected = make_strategy("random", random_state=1).query(ModelOutputs(embeddings=np.zeros((5, 3))))
+    assert expected.shape == (5,)
+    for only in (
+        ModelOutputs(proba=np.full((5, 2), 0.5)),
+        ModelOutputs(label_proba=np.full((5, 3), 0.5)),
+        ModelOutputs(token_proba=np.zeros((5, 4, 3))),
+        ModelOutputs(token_mask=np.zeros((5, 4), dtype=bool)),
+    ):
+        np.testing.assert_array_equal(make_strategy("random", random_state=1).query(only), expected)
 
 
 @pytest.mark.parametrize("n_labeled", [0, 1])

@@ -262,3 +262,14 @@ def test_the_page_in_headless_chromium(served_page, tmp_path):
         assert driver.save_screenshot(path)
         assert severe_console_entries(driver) == []
     print(f"browser check took {time.monotonic() - started:.1f} s")
+
+
+def test_a_multi_label_project_shows_subset_accuracy_and_micro_f1():
+    history = make_history()
+    for record in history:
+        record["task_type"] = "multi_label"
+        if record["evaluation"] and record["evaluation"]["accuracy"] is not None:
+            record["evaluation"]["f1_micro"] = 0.77
+    page = render_dashboard(7, make_status(), history, [])
+    assert "subset accuracy" in page and "micro-F1 0.770" in page
+    assert "subset accuracy" not in render_dashboard(7, make_status(), make_history(), [])

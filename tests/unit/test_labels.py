@@ -1,5 +1,7 @@
 import pytest
 
+import numpy as np
+
 from backend.labels import UnsupportedLabelConfig, parse_label_config
 
 CUSTOM = """<View>
@@ -34,8 +36,8 @@ def test_results_round_trip_through_the_spec():
         ("", "empty"),
         ("<View><Text name='t' value='$t'>", "not valid XML"),
         (
-            "<View><Text name='t' value='$t'/><Choices name='c' toName='t' choice='multiple'><Choice value='a'/><Choice value='b'/></Choices></View>",
-            "multiple-choice",
+            "<View><Text name='t' value='$t'/><Choices name='c' toName='t' choice='several'><Choice value='a'/><Choice value='b'/></Choices></View>",
+            "choice='several'",
         ),
         (
             "<View><Image name='i' value='$img'/><Choices name='c' toName='i'><Choice value='a'/><Choice value='b'/></Choices></View>",
@@ -69,3 +71,39 @@ def test_a_control_pointing_at_a_missing_object_is_refused_with_a_message():
     config = '<View><Choices name="c" toName="body"><Choice value="a"/><Choice value="b"/></Choices></View>'
     with pytest.raises(UnsupportedLabelConfig, match="'body', which names no object tag"):
         parse_label_config(config)
+
+
+MULTI = """<View>
+  <Text name="body" value="$text"/>
+  <Choices name="topics" toName="body" choice="multiple">
+    <Choice value="sport"/><Choice value="politics"/><Choice value="tech"/>
+  </Choices>
+</View>"""
+
+
+def test_a_multiple_choice_config_is_a_multi_label_spec():
+    spec = parse_label_config(MULTI)
+    assert spec.multiple and spec.task_type == "multi_label" and spec.classes == ("sport", "politics", "tech")
+    assert not parse_label_config(CUSTOM).multiple and parse_label_config(CUSTOM).task_type == "single_label"
+
+
+def test_multi_label_results_become_label_sets_in_config_order_and_round_trip():
+    spec = parse_label_config(MULTI)
+    result = spec.result_for((0, 2), 0.4)
+    assert result == [
+        {"from_name": "topics", "to_name": "body", "type": "choices", "value": {"choices": ["sport", "tech"]}, "score": 0.4}
+    ]
+    assert spec.label_of(result) == '["sport", "tech"]'
+    assert spec.label_of([{"from_name": "topics", "type": "choices", "value": {"choices": ["tech", "sport"]}}]) == '["sport", "tech"]'
+    # A submitted annotation that chose nothing says "none of these"; an unknown class makes it unusable.
+    assert spec.label_of([]) == "[]" and spec.is_known("[]")
+    unknown = spec.label_of([{"from_name": "topics", "type": "choices", "value": {"choices": ["tech", "cooking"]}}])
+    assert not spec.is_known(unknown)
+    assert spec.targets(['["sport", "tech"]', "[]", '["politics"]']).tolist() == [[1, 0, 1], [0, 0, 0], [0, 1, 0]]
+    assert spec.prediction("v1", 0.25, (), 0.9) == {"result": [], "score": 0.25, "model_version": "v1"}
+
+
+def test_single_label_targets_are_class_indices_and_unknown_classes_are_not_known():
+    spec = parse_label_config(CUSTOM)
+    assert spec.targets(["neg", "Positive"]).tolist() == [1, 0] and spec.targets([]).dtype == np.int64
+    assert spec.is_known("neg") and not spec.is_known("Negative")

@@ -116,9 +116,11 @@ def test_the_cross_validated_head_is_sklearns_cross_val_predict_of_the_same_head
     assert spread.n_eval == 6 and "2-fold" in spread.note
 
 
-def test_holdout_evaluation_scores_the_argmax():
+def test_holdout_evaluation_scores_the_argmax_a_single_label_classifier_decides():
     proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
-    evaluation = holdout_evaluation(np.array([0, 1, 1]), proba, n_train=7)
+    predicted = build_classifier(CLASSES, tiny("head")).decide(proba)
+    assert predicted.tolist() == [0, 1, 0]
+    evaluation = holdout_evaluation(np.array([0, 1, 1]), predicted, n_train=7)
     assert (evaluation.n_train, evaluation.n_eval, evaluation.accuracy) == (7, 3, pytest.approx(2 / 3))
 
 

@@ -12,6 +12,7 @@ from backend.evaluation import Evaluation
 from backend.full_path import MIN_JUDGED, judge, judging_split
 from backend.jobs import Skip
 from backend.history import suggestion_acceptance
+from backend.labels import TextClassificationSpec
 from backend.model_store import PoolRanking
 from backend.queueing import FINETUNE, enqueue_finetune_if_due, pending_key
 from backend.settings import ProjectSettings
@@ -95,9 +96,22 @@ def test_suggestion_acceptance_is_a_prequential_evaluation_of_the_version():
     )
     suggested = ranking.predicted.tolist()
     labels = {1: "a", 2: "b", 3: "b", 9: "a"}  # task 9 was not in the version's pool
-    acceptance = suggestion_acceptance(ranking, labels.items(), ["a", "b"])
+    acceptance = suggestion_acceptance(ranking, labels.items(), TextClassificationSpec("c", "t", "text", ("a", "b")))
     answers = [["a", "b"].index(labels[t]) for t in (1, 2, 3)]
     accepted = sum(int(s == a) for s, a in zip(suggested[:3], answers))
     assert (acceptance["n"], acceptance["accepted"]) == (3, accepted)
     assert acceptance["prequential"]["accuracy"] == pytest.approx(accepted / 3)
-    assert set(acceptance["prequential"]) == {"accuracy", "precision_macro", "recall_macro", "f1_macro"}
+    assert set(acceptance["prequential"]) == {"accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_micro"}
+
+
+def test_a_multi_label_suggestion_is_accepted_only_when_the_whole_set_is():
+    spec = TextClassificationSpec("c", "t", "text", ("a", "b", "c"), multiple=True)
+    proba = np.array([[0.9, 0.1, 0.8], [0.2, 0.7, 0.1], [0.6, 0.6, 0.1]])
+    ranking = PoolRanking.build([1, 2, 3], np.linspace(0, 1, 3), np.zeros(3), proba, thresholds=np.full(3, 0.5))
+    assert ranking.suggestions() == [(0, 2), (1,), (0, 1)]
+    assert ranking.confidence[1] == pytest.approx(0.8 * 0.7 * 0.9)  # the probability of exactly {b}
+    labels = {1: '["a", "c"]', 2: '["b", "c"]', 3: '["a", "b"]'}
+    acceptance = suggestion_acceptance(ranking, labels.items(), spec)
+    assert (acceptance["n"], acceptance["accepted"]) == (3, 2)
+    assert acceptance["prequential"]["accuracy"] == pytest.approx(2 / 3)  # subset accuracy
+    assert acceptance["prequential"]["f1_micro"] == pytest.approx(2 * 5 / (6 + 5))  # 5 of 5 predicted right, 6 true
