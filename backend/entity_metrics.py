@@ -8,7 +8,7 @@ tokenizer produced them.
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 from backend.spans import Span
 
@@ -20,7 +20,10 @@ def entity_scores_from_tags(
     mode: an ``I-`` that continues no entity of its type starts one). ``support`` is the number of true
     entities, ``predicted`` the number of predicted ones; a type in ``labels`` that occurs on neither side
     gets zeros. A ratio with a zero denominator is 0."""
-    from seqeval.metrics.sequence_labeling import get_entities, precision_recall_fscore_support
+    from seqeval.metrics.sequence_labeling import (
+        get_entities,
+        precision_recall_fscore_support,
+    )
 
     true_tags, pred_tags = [list(s) for s in true_tags], [list(s) for s in pred_tags]
     if len(true_tags) != len(pred_tags) or any(len(t) != len(p) for t, p in zip(true_tags, pred_tags)):

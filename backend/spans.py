@@ -51,8 +51,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 #: Tag id for special and padding tokens: ignored by ``torch.nn.CrossEntropyLoss`` and by the head's fit.
 IGNORE = -100

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Sequence
 from functools import cached_property
-from typing import Sequence
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -110,7 +110,7 @@ class TokenHead:
 
     # ---- head ----
 
-    def fit(self, texts: Sequence[str], spans: Sequence[Sequence[Span]]) -> "TokenHead":
+    def fit(self, texts: Sequence[str], spans: Sequence[Sequence[Span]]) -> TokenHead:
         """Fit the head on the texts' tokens, tagged from their spans; special tokens are left out."""
         if len(texts) != len(spans):
             raise ValueError(f"{len(texts)} texts but {len(spans)} span lists")

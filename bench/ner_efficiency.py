@@ -35,7 +35,12 @@ from simulation_inputs import TEST_FRACTION  # noqa: E402
 from wnut16 import load_wnut16  # noqa: E402
 
 from backend.entity_metrics import entity_scores  # noqa: E402
-from backend.simulation.protocol import make_split, round_seed, select_batch, uniform_initial_indices  # noqa: E402
+from backend.simulation.protocol import (  # noqa: E402
+    make_split,
+    round_seed,
+    select_batch,
+    uniform_initial_indices,
+)
 from backend.simulation.summary import fmt_interval, learning_curve_auc, paired_interval  # noqa: E402
 from backend.token_head import DEFAULT_TOKEN_C, TokenHead  # noqa: E402
 from strategies import ModelOutputs, make_strategy  # noqa: E402
@@ -207,8 +212,8 @@ def render(result: dict) -> str:
     notes = [n for e in summary for n in e["notes"]]
     if notes:
         lines += ["Notes:", "", *[f"- {n}" for n in notes], ""]
-    if meta["reduced"]:
-        lines += ["Reduced: " + meta["reduced"], ""]
+    lines += ["Reduced: " + meta["reduced"] + "." if meta["reduced"] else
+              "Nothing was reduced: the whole pool, every seed and every strategy of the protocol.", ""]
     return "\n".join(lines)
 
 
@@ -220,7 +225,11 @@ def main() -> None:
     parser.add_argument("--C", type=float, default=DEFAULT_TOKEN_C)
     parser.add_argument("--results", type=Path, default=HERE / "results")
     parser.add_argument("--md", type=Path, default=HERE / "ner_efficiency.md")
+    parser.add_argument("--render", action="store_true", help="only rewrite --md from the saved results")
     args = parser.parse_args()
+    if args.render:
+        args.md.write_text(render(json.loads((args.results / "ner_wnut16.json").read_text())))
+        return
     if "random" not in args.strategies:
         parser.error("random is the baseline every Δ is paired against: keep it in --strategies")
     import torch
