@@ -1,5 +1,5 @@
 """Entity-level precision, recall and F1 (CoNLL style: an entity counts only with its exact boundaries and type),
-computed by seqeval (Nakayama 2018, the reference implementation of the CoNLL evaluation) from BIO tags.
+computed by seqeval (Nakayama 2018; it scores entities as the CoNLL shared tasks' conlleval script does) from BIO tags.
 
 ``entity_scores`` takes character spans: each text is cut at every boundary of a true or predicted span,
 and the pieces are tagged BIO from each side, so seqeval's entities are exactly the spans, whatever
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from itertools import pairwise
 
 from backend.spans import Span
 
@@ -72,7 +73,7 @@ def spans_to_bio(true: Sequence[Span], pred: Sequence[Span]) -> tuple[list[str],
     boundaries of either list. Overlapping spans within one list keep the first (start, longest first)."""
     true, pred = _non_overlapping(true), _non_overlapping(pred)
     cuts = sorted({b for s in (*true, *pred) for b in (s.start, s.end)})
-    pieces = list(zip(cuts, cuts[1:]))
+    pieces = list(pairwise(cuts))
 
     def tags(spans: list[Span]) -> list[str]:
         out = ["O"] * len(pieces)

@@ -100,7 +100,7 @@ class TokenHead:
         with torch.inference_mode():
             for begin in range(0, len(order), self.batch_size):
                 rows = order[begin : begin + self.batch_size]
-                batch = self.tokenizer.pad({key: [encoded[key][i] for i in rows] for key in encoded.keys()}, return_tensors="pt")
+                batch = self.tokenizer.pad({key: [encoded[key][i] for i in rows] for key in encoded}, return_tensors="pt")
                 with inference_autocast(device):
                     hidden = model(**{k: v.to(device) for k, v in batch.items()}).last_hidden_state
                 hidden = hidden.float().cpu().numpy()

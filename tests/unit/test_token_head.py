@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -60,7 +61,7 @@ def test_predicted_spans_are_valid_and_fit_the_training_tweets(head):
     predicted = head.predict_spans(queries)
     assert len(predicted) == len(queries)
     for text, spans in zip(queries, predicted):
-        for a, b in zip(spans, spans[1:]):
+        for a, b in pairwise(spans):
             assert a.end <= b.start  # sorted, non-overlapping
         for span in spans:
             assert 0 <= span.start < span.end <= len(text) and span.label in LABELS
