@@ -277,11 +277,16 @@ def ls_span_result(from_name: str, to_name: str, text: str, span: Span) -> dict[
     ``score`` is present when the span has one.
     """
     start, end = ls_offset(text, span.start), ls_offset(text, span.end)
+    return span_region(from_name, to_name, Span(start, end, span.label, span.score), text[span.start : span.end])
+
+
+def span_region(from_name: str, to_name: str, span: Span, span_text: str) -> dict[str, Any]:
+    """The result region of a span already in Label Studio offsets, whose text is ``span_text``."""
     region: dict[str, Any] = {
         "from_name": from_name,
         "to_name": to_name,
         "type": "labels",
-        "value": {"start": start, "end": end, "text": text[span.start : span.end], "labels": [span.label]},
+        "value": {"start": span.start, "end": span.end, "text": span_text, "labels": [span.label]},
     }
     if span.score is not None:
         region["score"] = float(span.score)
