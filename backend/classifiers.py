@@ -10,9 +10,11 @@ from typing import Sequence
 from backend.finetune import FineTunedClassifier
 from backend.frozen_head import FrozenEncoderClassifier
 from backend.frozen_multilabel import FrozenEncoderMultiLabelClassifier
-from backend.labels import TextClassificationSpec
+from backend.labels import LabelSpec
 from backend.settings import ProjectSettings
+from backend.span_tagger import SpanTagger
 from backend.training import TextClassifier
+from strategies import MULTI_LABEL, NER, SINGLE_LABEL
 
 
 def build_classifier(classes: Sequence[str], settings: ProjectSettings, multi_label: bool = False) -> TextClassifier:
@@ -21,9 +23,9 @@ def build_classifier(classes: Sequence[str], settings: ProjectSettings, multi_la
     return (FrozenEncoderMultiLabelClassifier if multi_label else FrozenEncoderClassifier)(classes, settings)
 
 
-def head_classifier(spec: TextClassificationSpec, settings: ProjectSettings, model_path: str | None = None) -> FrozenEncoderClassifier:
+def head_classifier(spec: LabelSpec, settings: ProjectSettings, model_path: str | None = None) -> FrozenEncoderClassifier:
     """The fast path's classifier for the config's task type: a head over the encoder at ``model_path``."""
-    kind = FrozenEncoderMultiLabelClassifier if spec.multiple else FrozenEncoderClassifier
+    kind = {SINGLE_LABEL: FrozenEncoderClassifier, MULTI_LABEL: FrozenEncoderMultiLabelClassifier, NER: SpanTagger}[spec.task_type]
     return kind(spec.classes, settings, model_path=model_path)
 
 
@@ -35,6 +37,8 @@ def save_classifier(classifier: TextClassifier, folder: Path) -> None:
 def load_classifier(folder: Path, settings: ProjectSettings) -> TextClassifier:
     if (folder / "multilabel_head.npz").is_file():
         return FrozenEncoderMultiLabelClassifier.load(folder, settings)
+    if (folder / "token_head.npz").is_file():
+        return SpanTagger.load(folder, settings)
     kind = FrozenEncoderClassifier if (folder / "head.npz").is_file() else FineTunedClassifier
     return kind.load(folder, settings)
 

@@ -40,6 +40,7 @@ from backend.project_lock import project_lock
 from backend.queueing import FINETUNE, enqueue_retrain, is_dead, release_pending
 from backend.settings import ProjectSettings, ServiceSettings, SettingsError
 from backend.task_mirror import TaskMirror, mirror_folder
+from strategies import NER
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,8 @@ class FullPath:
             connection = connect(self.service, self.store, self.redis, self.project_id)
             settings, ls = connection.settings, connection.ls
             spec = parse_label_config(ls.project(self.project_id)["label_config"])
+            if spec.task_type == NER:
+                raise Skip("the full path fine-tunes sequence classifiers; NER projects have no fine-tuned tagger yet")
             mirror = TaskMirror(mirror_folder(self.store.project_dir(self.project_id)), self.service.resync_s)
             mirror.refresh(ls, self.project_id, spec)
             labeled, pool = mirror.labeled(), mirror.pool()

@@ -17,7 +17,7 @@ from backend.evaluation import classification_metrics
 from backend.json_file import JsonFile
 
 if TYPE_CHECKING:
-    from backend.labels import TextClassificationSpec
+    from backend.labels import SpanLabelingSpec, TextClassificationSpec
     from backend.model_store import PoolRanking
 
 HISTORY_FILE = "history.json"
@@ -64,3 +64,23 @@ def suggestion_acceptance(
     return {"n": len(answered), "accepted": accepted, "rate": accepted / len(answered),
             "prequential": classification_metrics(truth, guess)}
 
+
+def span_acceptance(ranking: "PoolRanking", labeled: Iterable, spec: "SpanLabelingSpec") -> dict[str, Any] | None:
+    """``suggestion_acceptance`` for NER versions: a suggestion is taken when the annotator's spans are exactly
+    the suggested ones; the prequential metrics are entity-level (``backend.entity_metrics``). ``labeled``
+    holds tasks with ``id``, ``label`` and ``text``."""
+    from backend.entity_metrics import entity_scores
+    from backend.evaluation import entity_evaluation
+    from backend.spans import Span
+
+    if not ranking.spans:
+        return None
+    suggested = dict(zip(ranking.task_ids.tolist(), ranking.suggestions()))
+    answered = [task for task in labeled if task.id in suggested]
+    if not answered:
+        return {"n": 0, "accepted": 0, "rate": None, "prequential": None}
+    truth = [spec.spans_of(task.label, task.text)[0] for task in answered]
+    guess = [[Span(start, end, spec.classes[label]) for start, end, label, _, _ in suggested[task.id]] for task in answered]
+    accepted = sum({(s.start, s.end, s.label) for s in t} == {(s.start, s.end, s.label) for s in g} for t, g in zip(truth, guess))
+    prequential = entity_evaluation(0, entity_scores(truth, guess, spec.classes), "entity-level").to_dict()
+    return {"n": len(answered), "accepted": int(accepted), "rate": accepted / len(answered), "prequential": prequential}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import resource
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -25,13 +26,13 @@ from backend.chunked_embedding import embed_in_chunks
 from backend.classifiers import head_classifier, save_classifier
 from backend.connection import Connection, NotConnected, connect
 from backend.encoders import EncoderRegistry
-from backend.evaluation import cross_validated_head, cross_validated_multilabel_head
-from backend.history import suggestion_acceptance
-from backend.labels import TextClassificationSpec, UnsupportedLabelConfig, parse_label_config
+from backend.evaluation import Evaluation, cross_validated_head, cross_validated_multilabel_head, cross_validated_tagger
+from backend.history import span_acceptance, suggestion_acceptance
+from backend.labels import LabelSpec, UnsupportedLabelConfig, label_counts, parse_label_config, training_targets
 from backend.ls_client import LabeledTask, LabelStudioClient, PoolTask
 from backend.metrics import StageTimes, record_embedding_cache, record_predictions_written, record_retrain
 from backend.model_store import ModelStore, ModelVersion, PoolRanking, write_json
-from backend.phases import can_train, choose_phase, distinct_labels
+from backend.phases import can_train, choose_phase
 from backend.project_lock import HeldLock, lock_for, project_lock
 from backend.project_state import save_retrain_outcome
 from backend.queueing import RESYNC, enqueue, enqueue_finetune_if_due, is_dead, pending_key, release_pending
@@ -45,7 +46,7 @@ from backend.settings import ProjectSettings, ServiceSettings, SettingsError
 from backend.task_hints import clear_hints, clear_resync, pending_hints, pending_resync
 from backend.task_mirror import RefreshReport, TaskMirror, mirror_folder
 from backend.training import TextClassifier
-from strategies import MissingOutputsError, make_strategy
+from strategies import NER, SINGLE_LABEL, MissingOutputsError, make_strategy
 from strategies.stopping import RoundStatistics, StoppingCriterion, round_statistics
 
 log = logging.getLogger(__name__)
@@ -217,17 +218,14 @@ class Retrain:
         if skipped.count:
             log.warning("project %s: skipped %d tasks: %s", self.project_id, skipped.count, skipped.to_dict())
         labeled_texts = [task.text for task in labeled]
-        y = spec.targets([task.label for task in labeled])
-        phase, strategy_name, phase_reason = choose_phase(self.settings, y, spec.task_type)
+        y, counted, dropped_spans = training_targets(spec, labeled)
+        phase, strategy_name, phase_reason = choose_phase(self.settings, counted, spec.task_type)
         strategy = make_strategy(strategy_name, batch_size=self.settings.query_batch_size, random_state=self.settings.seed)
         log.info("project %s: %d labeled, %d unlabeled tasks; phase %s", self.project_id, len(labeled), len(pool), phase)
 
-        trainable = can_train(self.settings, y)
+        trainable = can_train(self.settings, counted, spec.task_type)
         if not trainable and needs_trained_model(strategy):
-            raise Skip(
-                f"{len(labeled)} labels in {distinct_labels(y)} classes; strategy {strategy.name!r} needs a trained "
-                f"model, which needs min_labels={self.settings.min_labels} labels in at least 2 classes"
-            )
+            raise Skip(f"strategy {strategy.name!r} needs a trained model, and none can train yet: {phase_reason}")
         encoders = EncoderRegistry(store.project_dir(self.project_id))
         # The fast path: a head over the newest encoder the full path adopted (the base model until then).
         in_use = encoders.newest()
@@ -249,11 +247,7 @@ class Retrain:
             with stage("train"):
                 classifier.fit(labeled_texts, y, self.progress)
             with stage("evaluate"):
-                # The served head's own C, so the estimate measures the model that ranks the pool.
-                evaluation = (
-                    cross_validated_multilabel_head(classifier.train_X, y, self.settings.seed) if spec.multiple
-                    else cross_validated_head(classifier.train_X, y, self.settings.seed, classifier.head.C)
-                )
+                evaluation = self._evaluate(spec, classifier, labeled_texts, y)
             log.info("project %s: cross-validated head %s", self.project_id, evaluation.to_dict())
 
         pool_texts = [task.text for task in pool]
@@ -265,7 +259,8 @@ class Retrain:
             )
             informativeness = strategy.query(outputs)
             ranking = PoolRanking.build(
-                [t.id for t in pool], ls_scores(informativeness), informativeness, proba, classifier.thresholds if trainable else None
+                [t.id for t in pool], ls_scores(informativeness), informativeness, proba, classifier.thresholds if trainable else None,
+                spans=classifier.suggestions(pool_texts, proba) if trainable and spec.task_type == NER else None,
             )
 
         previous = store.active(self.project_id)
@@ -284,8 +279,10 @@ class Retrain:
             "skipped_tasks": skipped.to_dict(),
             "read": read.to_dict(),
             "evaluation": evaluation.to_dict() if evaluation else None,
+            # Annotated spans that could not be used, by reason (``backend.spans``): read, then aligned to tokens.
+            "dropped_spans": dict(dropped_spans + (classifier.dropped if trainable and spec.task_type == NER else Counter())),
             # The stopping signal reads single-label class distributions.
-            "stopping": self._stopping(store.latest(self.project_id), pool, None if spec.multiple else proba),
+            "stopping": self._stopping(store.latest(self.project_id), pool, proba if spec.task_type == SINGLE_LABEL else None),
         }
         with stage("publish"):
             version = publish_version(store, self.project_id, classifier if trainable else None, ranking, meta)
@@ -293,7 +290,8 @@ class Retrain:
         with stage("write"):
             written = self._write_back(version, ranking, spec)
         self._record_history(version, meta, previous, labeled, spec)
-        if self.settings.model_mode == "finetune" and trainable:
+        # The full path fine-tunes sequence classifiers; NER has no fine-tuned tagger yet.
+        if self.settings.model_mode == "finetune" and trainable and spec.task_type != NER:
             enqueue_finetune_if_due(self.redis, self.service, self.project_id, len(labeled), self.settings.finetune_every)
         with stage("prune"):
             # With a label waiting, keep room for its version's write: stored <= pool + 2 * top_k at any time.
@@ -323,8 +321,16 @@ class Retrain:
             clear_resync(self.redis, self.project_id, asked)
         return report
 
+    def _evaluate(self, spec: LabelSpec, classifier: TextClassifier, texts: list[str], y) -> Evaluation:
+        """Cross-validated metrics of the model that ranks the pool (the served head's own C)."""
+        if spec.task_type == NER:
+            return cross_validated_tagger(classifier.tagger, texts, y, self.settings.seed)
+        if spec.multiple:
+            return cross_validated_multilabel_head(classifier.train_X, y, self.settings.seed)
+        return cross_validated_head(classifier.train_X, y, self.settings.seed, classifier.head.C)
+
     def _record_history(
-        self, version: str, meta: dict[str, Any], previous: ModelVersion | None, labeled: list[LabeledTask], spec: TextClassificationSpec
+        self, version: str, meta: dict[str, Any], previous: ModelVersion | None, labeled: list[LabeledTask], spec: LabelSpec
     ) -> None:
         """The dashboard's point for this version, and the suggestion acceptance of the one it replaces."""
         stopping = meta["stopping"]
@@ -333,12 +339,13 @@ class Retrain:
             "version": version, "created_at": time.time(), "n_labeled": meta["n_labeled"], "n_pool": meta["n_pool"],
             "strategy": meta["strategy"], "phase": meta["phase"], "evaluation": meta["evaluation"], "acceptance": None,
             "task_type": meta["task_type"],
-            "label_counts": _label_counts(labeled, spec),
+            "label_counts": label_counts(spec, labeled),
             "stopping": {**last_round, **stopping["recommendation"]} if last_round else None,
         }
         acceptance = (
-            suggestion_acceptance(previous.pool(), ((task.id, task.label) for task in labeled), spec)
-            if previous is not None else None
+            None if previous is None
+            else span_acceptance(previous.pool(), labeled, spec) if spec.task_type == NER
+            else suggestion_acceptance(previous.pool(), ((task.id, task.label) for task in labeled), spec)
         )
         self.store.history(self.project_id).append(record, acceptance)
 
@@ -387,11 +394,3 @@ def _round_statistics(previous: ModelVersion | None, pool: list[PoolTask], proba
     return RoundStatistics.from_dict(
         {**agreement.to_dict(), "mean_normalized_entropy": whole.mean_normalized_entropy, "n_pool": whole.n_pool}
     )
-
-
-def _label_counts(labeled: list[LabeledTask], spec: TextClassificationSpec) -> dict[str, int]:
-    """Labeled tasks per class of the config, unlabeled classes included (the dashboard's advice looks for rare
-    ones); a multi-label task counts for each of its labels."""
-    targets = spec.targets([task.label for task in labeled])
-    counts = targets.sum(0) if spec.multiple else np.bincount(targets, minlength=len(spec.classes))
-    return {name: int(count) for name, count in zip(spec.classes, counts)}

@@ -161,8 +161,12 @@ class SpanLabelingSpec(_TextControlSpec):
         return {"result": result, "score": float(score), "model_version": model_version}
 
 
+#: Every config the backend serves.
+LabelSpec = TextClassificationSpec | SpanLabelingSpec
+
+
 @lru_cache(maxsize=256)
-def parse_label_config(label_config: str) -> TextClassificationSpec | SpanLabelingSpec:
+def parse_label_config(label_config: str) -> LabelSpec:
     """Parse once per distinct config; ``/setup`` and ``/predict`` see the same few configs over and over."""
     if not label_config or not label_config.strip():
         raise UnsupportedLabelConfig("the label config is empty")
@@ -209,3 +213,30 @@ def parse_label_config(label_config: str) -> TextClassificationSpec | SpanLabeli
     if len(classes) < 2:
         raise UnsupportedLabelConfig(f"<Choices name={control.name!r}> needs at least 2 <Choice> values")
     return TextClassificationSpec(control.name, target.name, value[1:], classes, multiple=choice == "multiple")
+
+
+def training_targets(spec: LabelSpec, labeled: Sequence) -> tuple[Any, np.ndarray, Counter]:
+    """What the model trains on, what the phase rule counts (``backend.phases``) and the annotated spans that
+    could not be read (NER), for ``labeled`` tasks (with ``label`` and ``text``). Classification: class indices or label-set indicators, both. NER: each task's
+    spans, and each task's span count."""
+    if spec.task_type != NER:
+        y = spec.targets([task.label for task in labeled])
+        return y, y, Counter()
+    spans, dropped = [], Counter()
+    for task in labeled:
+        task_spans, task_dropped = spec.spans_of(task.label, task.text)
+        spans.append(task_spans)
+        dropped.update(task_dropped)
+    return spans, np.array([len(s) for s in spans], dtype=np.int64), dropped
+
+
+def label_counts(spec: LabelSpec, labeled: Sequence) -> dict[str, int]:
+    """Labeled tasks per class of the config, unlabeled classes included (the dashboard's advice looks for rare
+    ones); a multi-label task counts for each of its labels, an NER task for each of its spans."""
+    if spec.task_type == NER:
+        spans, _, _ = training_targets(spec, labeled)
+        counts = Counter(span.label for task_spans in spans for span in task_spans)
+        return {name: counts[name] for name in spec.classes}
+    targets = spec.targets([task.label for task in labeled])
+    counts = targets.sum(0) if spec.multiple else np.bincount(targets, minlength=len(spec.classes))
+    return {name: int(count) for name, count in zip(spec.classes, counts)}

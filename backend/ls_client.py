@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from label_studio_sdk import LabelStudio
 
-from backend.labels import TextClassificationSpec
+from backend.labels import LabelSpec
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class TaskRecord:
     updated_at: str
 
 
-def task_record(task: dict[str, Any], spec: TextClassificationSpec) -> TaskRecord:
+def task_record(task: dict[str, Any], spec: LabelSpec) -> TaskRecord:
     label = _latest_label(task.get("annotations") or [], spec)
     return TaskRecord(
         int(task["id"]), spec.text_of(task.get("data")), label if label is not None and spec.is_known(label) else None,
@@ -133,19 +133,19 @@ class LabelStudioClient:
         """How many tasks the project holds, as LS counts them."""
         return int(self.sdk.projects.get(project_id).task_number or 0)
 
-    def all_tasks(self, project_id: int, spec: TextClassificationSpec) -> Iterator[TaskRecord]:
+    def all_tasks(self, project_id: int, spec: LabelSpec) -> Iterator[TaskRecord]:
         """Every task: completed ones with their annotations, the rest without (their predictions are not needed)."""
         for fields, completed in (("all", True), ("task_only", False)):
             for task in self._tasks(project_id, fields=fields, query=_filter_query(_completed_item(completed))):
                 yield task_record(task, spec)
 
-    def tasks_updated_since(self, project_id: int, spec: TextClassificationSpec, since: str) -> Iterator[TaskRecord]:
+    def tasks_updated_since(self, project_id: int, spec: LabelSpec, since: str) -> Iterator[TaskRecord]:
         """Tasks whose ``updated_at`` is past ``since`` (ISO 8601): created, edited or (re-)annotated since."""
         item = {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since}
         for task in self._tasks(project_id, fields="all", query=_filter_query(item)):
             yield task_record(task, spec)
 
-    def tasks_by_id(self, project_id: int, spec: TextClassificationSpec, task_ids: Sequence[int]) -> Iterator[TaskRecord]:
+    def tasks_by_id(self, project_id: int, spec: LabelSpec, task_ids: Sequence[int]) -> Iterator[TaskRecord]:
         """The named tasks that still exist."""
         for start in range(0, len(task_ids), PAGE_SIZE):
             selected = {"all": False, "included": [int(i) for i in task_ids[start : start + PAGE_SIZE]]}
@@ -214,7 +214,7 @@ def _version_counts(payload: Any) -> Iterator[tuple[str, int]]:
             yield row["model_version"], row.get("count", 0)
 
 
-def _latest_label(annotations: list[dict[str, Any]], spec: TextClassificationSpec) -> str | None:
+def _latest_label(annotations: list[dict[str, Any]], spec: LabelSpec) -> str | None:
     submitted = [a for a in annotations if not a.get("was_cancelled")]
     for annotation in sorted(submitted, key=lambda a: (a.get("updated_at") or "", a.get("id") or 0), reverse=True):
         label = spec.label_of(annotation.get("result") or [])

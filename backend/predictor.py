@@ -18,12 +18,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from backend.classifiers import load_classifier
-from backend.labels import TextClassificationSpec
+from backend.labels import LabelSpec
 from backend.model_store import ModelStore, ModelVersion, PoolRanking
 from backend.scoring import score_against
 from backend.settings import ProjectSettings
 from backend.training import TextClassifier
-from strategies import SINGLE_LABEL, ModelOutputs, make_strategy
+from strategies import NER, SINGLE_LABEL, ModelOutputs, make_strategy
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class Predictor:
                 self._loaded[key] = LoadedVersion(version, version.meta())
             return self._loaded[key]
 
-    def predict(self, project_id: int, spec: TextClassificationSpec, tasks: Sequence[Any]) -> list[list[dict]]:
+    def predict(self, project_id: int, spec: LabelSpec, tasks: Sequence[Any]) -> list[list[dict]]:
         """One list of predictions per task: empty when no usable model exists yet, or the task is unreadable."""
         loaded = self.active(project_id)
         # Versions published before multi-label support were all single-label.
@@ -107,9 +107,11 @@ class Predictor:
         proba = classifier.predict_proba(texts) if classifier is not None else None
         strategy = make_strategy(loaded.meta["strategy"], batch_size=loaded.settings.query_batch_size, random_state=loaded.settings.seed)
         scores = np.full(len(texts), UNRANKED_SCORE)
-        if proba is not None and not strategy.batch_aware and strategy.requires == frozenset({classifier.output_field}):
-            informativeness = strategy.query(ModelOutputs(**{classifier.output_field: proba}))
+        outputs = classifier.probability_outputs(proba) if proba is not None else {}
+        if outputs and not strategy.batch_aware and strategy.requires and strategy.requires <= outputs.keys():
+            informativeness = strategy.query(ModelOutputs(**outputs))
             scores = score_against(loaded.ranking.informativeness, informativeness)
         thresholds = classifier.thresholds if classifier is not None else None
-        fresh = PoolRanking.build(np.zeros(len(texts)), scores, scores, proba, thresholds)
+        spans = classifier.suggestions(texts, proba) if proba is not None and loaded.meta.get("task_type") == NER else None
+        fresh = PoolRanking.build(np.zeros(len(texts)), scores, scores, proba, thresholds, spans=spans)
         return [row for row in zip(fresh.scores.tolist(), fresh.suggestions(), fresh.confidence.tolist())]

@@ -14,9 +14,11 @@ from backend.training import TextClassifier
 from strategies import ModelOutputs, QueryStrategy
 
 #: Outputs that need a trained classifier; the rest come from the encoder alone.
-_NEEDS_TRAINED_MODEL = frozenset({"proba", "label_proba", "committee_proba", "labeled_losses", "labeled_targets"})
-#: The classifier's probabilities, in whichever field its task type fills (``TextClassifier.output_field``).
-_PROBABILITIES = frozenset({"proba", "label_proba"})
+_NEEDS_TRAINED_MODEL = frozenset(
+    {"proba", "label_proba", "token_proba", "token_mask", "committee_proba", "labeled_losses", "labeled_targets"}
+)
+#: The classifier's probabilities, in whichever fields its task type fills (``TextClassifier.probability_outputs``).
+_PROBABILITIES = frozenset({"proba", "label_proba", "token_proba", "token_mask"})
 
 
 class StrategyUnavailable(ValueError):
@@ -39,7 +41,7 @@ def collect_outputs(
     probabilities of the pool, may be passed in)."""
     values = pool_outputs(classifier, pool_fields(strategy, proba is not None), pool_texts, committee_size, progress)
     if proba is not None:
-        values[classifier.output_field] = proba
+        values.update(classifier.probability_outputs(proba))
     return ModelOutputs(**values, **labeled_outputs(classifier, strategy, labeled_texts, labeled_y, seed, progress))
 
 
@@ -60,7 +62,7 @@ def pool_outputs(
 ) -> dict[str, np.ndarray]:
     values: dict[str, np.ndarray] = {}
     if "proba" in fields:
-        values[classifier.output_field] = classifier.predict_proba(texts, progress)
+        values.update(classifier.probability_outputs(classifier.predict_proba(texts, progress)))
     if "embeddings" in fields:
         values["embeddings"] = classifier.embed(texts, progress)
     if "committee_proba" in fields:

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from backend.encoder import Progress
-from backend.labels import TextClassificationSpec
+from backend.labels import LabelSpec
 from backend.ls_client import LabeledTask, LabelStudioClient, PoolTask, SkippedTasks, TaskRecord, ls_timestamp
 
 #: Seconds re-read before the watermark on each incremental refresh.
@@ -88,7 +88,7 @@ class TaskMirror:
         self,
         ls: LabelStudioClient,
         project_id: int,
-        spec: TextClassificationSpec,
+        spec: LabelSpec,
         *,
         hinted_ids: Iterable[int] = (),
         force_full: str | None = None,
@@ -140,7 +140,7 @@ class TaskMirror:
         db.executescript(_SCHEMA)
         return db
 
-    def _full_read_reason(self, meta: dict[str, str], spec: TextClassificationSpec) -> str | None:
+    def _full_read_reason(self, meta: dict[str, str], spec: LabelSpec) -> str | None:
         if "watermark" not in meta:
             return "first read"
         if meta.get("config") != config_key(spec):
@@ -154,7 +154,7 @@ class TaskMirror:
         return None
 
     def _full(
-        self, db, ls: LabelStudioClient, project_id: int, spec: TextClassificationSpec, why: str, progress: Progress | None
+        self, db, ls: LabelStudioClient, project_id: int, spec: LabelSpec, why: str, progress: Progress | None
     ) -> RefreshReport:
         started = ls.server_time()
         total = ls.task_count(project_id)
@@ -169,7 +169,7 @@ class TaskMirror:
         return RefreshReport("full", why, read, 0, read)
 
     def _incremental(
-        self, db, ls: LabelStudioClient, project_id: int, spec: TextClassificationSpec, watermark: str, hinted: set[int]
+        self, db, ls: LabelStudioClient, project_id: int, spec: LabelSpec, watermark: str, hinted: set[int]
     ) -> RefreshReport | None:
         """The changes since ``watermark`` and the hinted tasks; None when the counts then disagree with LS."""
         started = ls.server_time()
@@ -203,7 +203,7 @@ def _batches(records: Iterable[TaskRecord], size: int) -> Iterator[list[TaskReco
         yield batch
 
 
-def config_key(spec: TextClassificationSpec) -> str:
+def config_key(spec: LabelSpec) -> str:
     """What a stored row depends on: the text field, the control's name and the class names."""
     return hashlib.blake2b(repr(spec).encode(), digest_size=8).hexdigest()
 

@@ -171,7 +171,10 @@ class TokenHead:
     def predict_spans(self, texts: Sequence[str]) -> list[list[Span]]:
         """Each text's entities: the most probable tag per token, decoded by ``tags_to_spans``; a span's score
         is the mean over its tokens of their tag's probability."""
-        proba, mask = self.predict_token_proba(texts)
+        return self.decode(texts, *self.predict_token_proba(texts))
+
+    def decode(self, texts: Sequence[str], proba: np.ndarray, mask: np.ndarray) -> list[list[Span]]:
+        """``predict_spans`` from probabilities ``predict_token_proba`` already gave for these texts."""
         best, score = proba.argmax(-1), proba.max(-1)
         spans = []
         for i, text in enumerate(texts):
@@ -179,3 +182,29 @@ class TokenHead:
             tags = np.where(mask[i, : len(offsets)], best[i, : len(offsets)], 0)
             spans.append(tags_to_spans(text, offsets, tags, self.labels, token_scores=score[i, : len(offsets)]))
         return spans
+
+    def save(self, path) -> None:
+        """The fitted tagger (not the encoder, which ``model_path`` names) as one ``.npz`` file."""
+        self._require_fit()
+        head = self.head
+        np.savez(
+            path, labels=np.array(self.labels), C=self.C, max_length=self.max_length,
+            constant=-1 if self._constant is None else self._constant,
+            coef=head.coef_ if head is not None else np.zeros((0, 0)),
+            intercept=head.intercept_ if head is not None else np.zeros(0),
+            classes=head.classes_ if head is not None else np.zeros(0, dtype=np.int64),
+        )
+
+    @classmethod
+    def load(cls, path, model_path: str, batch_size: int = 64, seed: int = 0, device: str = "cpu") -> "TokenHead":
+        with np.load(path) as data:
+            tagger = cls(
+                [str(label) for label in data["labels"]], model_path, int(data["max_length"]), batch_size, seed, device,
+                C=float(data["C"]),
+            )
+            if int(data["constant"]) >= 0:
+                tagger._constant = int(data["constant"])
+            else:
+                tagger.head = LogisticRegression(C=tagger.C)
+                tagger.head.coef_, tagger.head.intercept_, tagger.head.classes_ = data["coef"], data["intercept"], data["classes"]
+        return tagger

@@ -32,10 +32,11 @@ class TextClassifier(ABC):
     multi_label = False
     #: The ``strategies.ModelOutputs`` field ``predict_proba`` fills.
     output_field = "proba"
+    min_classes = 2
 
     def __init__(self, classes: Sequence[str], settings: ProjectSettings):
-        if len(classes) < 2:
-            raise ValueError(f"a classifier needs at least 2 classes, got {list(classes)}")
+        if len(classes) < self.min_classes:
+            raise ValueError(f"a classifier needs at least {self.min_classes} classes, got {list(classes)}")
         self.classes = list(classes)
         self.settings = settings
         self.device = select_device(settings.device)
@@ -52,6 +53,10 @@ class TextClassifier(ABC):
     def thresholds(self) -> np.ndarray | None:
         """Multi-label: each label's threshold, over which it is suggested. Single-label: None (the argmax)."""
         return None
+
+    def probability_outputs(self, proba: np.ndarray) -> dict[str, np.ndarray]:
+        """The ``strategies.ModelOutputs`` fields that ``predict_proba``'s output fills."""
+        return {self.output_field: proba}
 
     def decide(self, proba: np.ndarray) -> np.ndarray:
         """The predicted labels: class indices (the argmax), or with ``thresholds`` a 0/1 indicator matrix."""

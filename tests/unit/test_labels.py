@@ -44,9 +44,11 @@ def test_results_round_trip_through_the_spec():
             "only <Text> objects",
         ),
         (
-            "<View><Text name='t' value='$t'/><Labels name='l' toName='t'><Label value='PER'/></Labels></View>",
-            "exactly one <Choices>",
+            "<View><Text name='t' value='$t'/><Labels name='l' toName='t'><Label value='PER'/></Labels>"
+            "<Choices name='c' toName='t'><Choice value='a'/><Choice value='b'/></Choices></View>",
+            "exactly one <Choices> or <Labels>",
         ),
+        ("<View><Text name='t' value='$t'/><Labels name='l' toName='t'></Labels></View>", "at least 1 <Label>"),
         ("<View><Text name='t' value='$t'/><Choices name='c' toName='t'><Choice value='a'/></Choices></View>", "at least 2"),
         (
             "<View><Text name='t' value='$t' valueType='url'/><Choices name='c' toName='t'><Choice value='a'/><Choice value='b'/></Choices></View>",

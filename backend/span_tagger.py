@@ -1,0 +1,74 @@
+"""The fast path for NER projects: a token tagger (``backend.token_head``) beside the project's sentence embeddings.
+
+The tagger ranks and suggests spans; the sentence embeddings (the same cached, mean-pooled vectors every
+project has) serve the strategies that read embeddings, ``cold_start`` among them. Token vectors are kept in
+memory for one job only: each retrain recomputes the pool's, which the sentence-embedding cache avoids.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Sequence
+
+import numpy as np
+
+from backend.frozen_head import FrozenEncoderClassifier
+from backend.token_head import TokenHead
+from backend.training import saved_classes
+
+
+#: One suggested entity: start, end (Label Studio offsets, which are Python indices), label index, score, its text.
+SpanSuggestion = tuple[int, int, int, float, str]
+
+
+class SpanTagger(FrozenEncoderClassifier):
+    """``fit(texts, spans)``; ``predict_proba`` gives (n, max_tokens, n_tags) BIO tag distributions, zero rows at
+    special and padding positions; ``spans`` decodes them."""
+
+    output_field = "token_proba"
+    min_classes = 1
+
+    def __init__(self, classes: Sequence[str], settings, model_path: str | None = None):
+        super().__init__(classes, settings, model_path)
+        self.tagger = TokenHead(
+            self.classes, self.model_path, settings.max_length, settings.batch_size, settings.seed, settings.device
+        )
+
+    @property
+    def dropped(self) -> Counter:
+        """Spans the last ``fit`` could not align to tokens, by reason (``backend.spans``)."""
+        return self.tagger.dropped
+
+    def fit(self, texts, y, progress=None):
+        self.tagger.fit(texts, y)
+        return self
+
+    def predict_proba(self, texts, progress=None):
+        proba, _ = self.tagger.predict_token_proba(texts)
+        return proba
+
+    def probability_outputs(self, proba: np.ndarray) -> dict[str, np.ndarray]:
+        return {"token_proba": proba, "token_mask": proba.sum(-1) > 0}
+
+    def suggestions(self, texts: Sequence[str], proba: np.ndarray) -> list[tuple[SpanSuggestion, ...]]:
+        """Each text's suggested entities, from ``predict_proba``'s output for those texts, as
+        ``(start, end, label index, score, span text)`` (the rows ``model_store.PoolRanking`` keeps)."""
+        decoded = self.tagger.decode(texts, proba, proba.sum(-1) > 0)
+        return [
+            tuple((s.start, s.end, self.classes.index(s.label), float(s.score or 0.0), text[s.start : s.end]) for s in spans)
+            for text, spans in zip(texts, decoded)
+        ]
+
+    def committee_proba(self, texts, members, progress=None):
+        raise NotImplementedError("no committee strategy ranks NER tasks")
+
+    def save(self, folder):
+        self.tagger.save(folder / "token_head.npz")
+        (folder / "encoder.txt").write_text(self.model_path)
+
+    @classmethod
+    def load(cls, folder, settings):
+        classifier = cls(saved_classes(folder), settings, model_path=(folder / "encoder.txt").read_text())
+        classifier.tagger = TokenHead.load(
+            folder / "token_head.npz", classifier.model_path, settings.batch_size, settings.seed, settings.device
+        )
+        return classifier

@@ -1,0 +1,93 @@
+"""NER projects in the worker: the <Labels> spec, the span tagger, its evaluation, ranking rows and predictions."""
+import json
+
+import numpy as np
+import pytest
+
+from backend.classifiers import head_classifier, load_classifier, save_classifier
+from backend.evaluation import cross_validated_tagger
+from backend.labels import UnsupportedLabelConfig, label_counts, parse_label_config, training_targets
+from backend.model_store import PoolRanking
+from backend.phases import choose_phase
+from backend.scoring import collect_outputs
+from backend.settings import ProjectSettings
+from strategies import make_strategy
+
+CONFIG = """<View>
+  <Labels name="ner" toName="text"><Label value="PER"/><Label value="LOC"/></Labels>
+  <Text name="text" value="$text"/>
+</View>"""
+NAMES, CITIES = ["Anna", "Marek", "Lucia", "Tomas"], ["Paris", "Vienna", "Lima", "Oslo"]
+
+
+class Task:
+    def __init__(self, id, text, label):
+        self.id, self.text, self.label = id, text, label
+
+
+def region(text, word, label):
+    start = text.index(word)
+    return {"from_name": "ner", "to_name": "text", "type": "labels",
+            "value": {"start": start, "end": start + len(word), "text": word, "labels": [label]}}
+
+
+def labeled_tasks(spec, n=16):
+    tasks = []
+    for i in range(n):
+        name, city = NAMES[i % 4], CITIES[(i // 4) % 4]
+        text = f"{name} flew to {city} on day {i}"
+        tasks.append(Task(i, text, spec.label_of([region(text, name, "PER"), region(text, city, "LOC")])))
+    return tasks
+
+
+def test_a_labels_config_is_an_ner_spec_and_other_controls_are_still_refused():
+    spec = parse_label_config(CONFIG)
+    assert spec.task_type == "ner" and spec.classes == ("PER", "LOC") and spec.value_field == "text"
+    with pytest.raises(UnsupportedLabelConfig, match="exactly one <Choices> or <Labels>"):
+        parse_label_config(CONFIG.replace("</View>", '<Choices name="c" toName="text"><Choice value="a"/><Choice value="b"/></Choices></View>'))
+
+
+def test_span_labels_become_training_spans_and_unusable_regions_are_counted():
+    spec = parse_label_config(CONFIG)
+    text = "Anna met Bob in Oslo"
+    bad = {**region(text, "Bob", "PER"), "value": {"start": 9, "end": 12, "text": "Rob", "labels": ["PER"]}}
+    unknown = region(text, "Oslo", "ORG")
+    task = Task(1, text, spec.label_of([region(text, "Anna", "PER"), bad, unknown, region(text, "Oslo", "LOC")]))
+    empty = Task(2, "nothing here", spec.label_of([]))
+    spans, counted, dropped = training_targets(spec, [task, empty])
+    assert [(s.start, s.end, s.label) for s in spans[0]] == [(0, 4, "PER"), (16, 20, "LOC")] and spans[1] == []
+    assert counted.tolist() == [2, 0] and dropped == {"text_mismatch": 1, "unknown_label": 1}
+    assert label_counts(spec, [task, empty]) == {"PER": 1, "LOC": 1}
+    # A tagger trains once min_labels labels hold a span; no second class is needed.
+    assert choose_phase(ProjectSettings(min_labels=2), counted, "ner")[:2] == ("strategy", "mnlp")
+    assert choose_phase(ProjectSettings(min_labels=2), np.array([0, 0]), "ner")[0] == "cold_start"
+
+
+def test_the_tagger_learns_spans_ranks_with_token_strategies_and_round_trips(tmp_path):
+    spec = parse_label_config(CONFIG)
+    settings = ProjectSettings(model_mode="head", max_length=16)
+    tasks = labeled_tasks(spec)
+    texts = [t.text for t in tasks]
+    spans, _, _ = training_targets(spec, tasks)
+    tagger = head_classifier(spec, settings).fit(texts, spans)
+    pool = ["Lucia flew to Lima on day 99", "Marek stayed home"]
+    proba = tagger.predict_proba(pool)
+    outputs = collect_outputs(tagger, make_strategy("mnlp"), pool, texts, spans, committee_size=2, seed=0, proba=proba)
+    assert outputs.token_proba.shape[:2] == outputs.token_mask.shape and outputs.proba is None
+    assert make_strategy("mnlp").query(outputs).shape == (2,)
+    suggestions = tagger.suggestions(pool, proba)
+    assert {(text, label) for _, _, label, _, text in suggestions[0]} == {("Lucia", 0), ("Lima", 1)}
+    evaluation = cross_validated_tagger(tagger.tagger, texts, spans, seed=0)
+    assert evaluation.f1_micro > 0.8 and evaluation.accuracy is None and "entity-level" in evaluation.note
+    save_classifier(tagger, tmp_path)
+    np.testing.assert_allclose(load_classifier(tmp_path, settings).predict_proba(pool), proba, atol=1e-6)
+
+    ranking = PoolRanking.build([7, 8], [0.0, 0.5], [2.0, 1.0], proba, spans=suggestions)
+    ranking.save(tmp_path)
+    (score, suggestion, confidence) = PoolRanking.load(tmp_path).rows()[7]
+    prediction = spec.prediction("v1", score, suggestion, confidence)
+    assert {(r["value"]["text"], r["value"]["labels"][0]) for r in prediction["result"]} == {("Lucia", "PER"), ("Lima", "LOC")}
+    for r in prediction["result"]:
+        assert pool[0][r["value"]["start"]:r["value"]["end"]] == r["value"]["text"] and r["type"] == "labels"
+    # What the tagger suggests reads back, as an annotation, to the same spans.
+    assert json.loads(spec.label_of(prediction["result"]))[0]["text"] in {"Lucia", "Lima"}
