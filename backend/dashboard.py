@@ -153,7 +153,8 @@ def _legend(series: Sequence[dict]) -> str:
 
 
 def accuracy_name(record: dict) -> str:
-    """Multi-label projects score whole label sets: their accuracy is subset accuracy."""
+    """Multi-label projects score whole label sets: their accuracy is subset accuracy. (NER projects have none:
+    their headline is entity-level micro-F1.)"""
     return "subset accuracy" if record.get("task_type") == "multi_label" else "accuracy"
 
 
@@ -163,7 +164,7 @@ def learning_chart(history: Sequence[dict]) -> str:
         [
             series_from(history, accuracy_name(history[-1]), lambda h: (h.get("evaluation") or {}).get("accuracy")),
             series_from(history, "macro-F1", lambda h: (h.get("evaluation") or {}).get("f1_macro")),
-            *(multi_label if history[-1].get("task_type") == "multi_label" else []),
+            *(multi_label if history[-1].get("task_type") in ("multi_label", "ner") else []),
             series_from(history, "acceptance", lambda h: (h.get("acceptance") or {}).get("rate")),
         ],
         "labels", "cross-validated score / acceptance rate", "Learning curve",
