@@ -56,9 +56,9 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, 
     }
 
 
-def holdout_split(y: np.ndarray, eval_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
+def holdout_split(y: np.ndarray, eval_fraction: float, seed: int, min_distinct: int = 2) -> tuple[np.ndarray, np.ndarray] | None:
     """Train/eval indices (stratified for single-label classes where it can be), or None when the labels are
-    too few to hold any out."""
+    too few to hold any out or the training side would hold fewer than ``min_distinct`` distinct labels."""
     n_eval = int(round(len(y) * eval_fraction))
     if n_eval < 1 or len(y) - n_eval < 2:
         return None
@@ -67,7 +67,7 @@ def holdout_split(y: np.ndarray, eval_fraction: float, seed: int) -> tuple[np.nd
         counts = np.bincount(y)
         stratify = y if counts[counts > 0].min() >= 2 and n_eval >= len(set(y.tolist())) else None
     train, held = train_test_split(np.arange(len(y)), test_size=n_eval, random_state=seed, stratify=stratify)
-    if distinct_labels(y[train]) < 2:
+    if distinct_labels(y[train]) < min_distinct:
         return None
     return train, held
 
@@ -112,13 +112,13 @@ def cross_validated_multilabel_head(X: np.ndarray, Y: np.ndarray, seed: int) -> 
     return Evaluation(len(Y) - len(Y) // folds, len(Y), **classification_metrics(Y, predicted), note=f"{folds}-fold cross-validation")
 
 
-def entity_evaluation(n_train: int, scores: dict, note: str) -> Evaluation:
-    """An NER model's ``backend.entity_metrics.entity_scores`` as an ``Evaluation``: entity-level micro F1 (the
-    headline), macro precision/recall/F1 over entity types; a tagger has no accuracy."""
+def entity_evaluation(n_train: int, n_eval: int, scores: dict, note: str) -> Evaluation:
+    """An NER model's ``backend.entity_metrics.entity_scores`` over ``n_eval`` labeled texts as an ``Evaluation``:
+    entity-level micro F1 (the headline), macro precision/recall/F1 over entity types; a tagger has no accuracy."""
     per_type = list(scores["per_type"].values())
     macro = {key: float(np.mean([row[key] for row in per_type])) if per_type else 0.0 for key in ("precision", "recall", "f1")}
     return Evaluation(
-        n_train, scores["support"], None, macro["precision"], macro["recall"], macro["f1"], float(scores["f1"]), note=note,
+        n_train, n_eval, None, macro["precision"], macro["recall"], macro["f1"], float(scores["f1"]), note=note,
     )
 
 
@@ -139,7 +139,9 @@ def cross_validated_tagger(tagger: TokenHead, texts: list[str], spans: list, see
     except ValueError as error:  # metrics must never cost the ranking: report why there are none
         return Evaluation(len(texts), 0, None, None, None, None, note=f"no cross-validated estimate: {error}")
     scores = entity_scores(spans, predicted, tagger.labels)
-    return entity_evaluation(len(texts) - len(texts) // folds, scores, f"{folds}-fold cross-validation, entity-level (seqeval)")
+    return entity_evaluation(
+        len(texts) - len(texts) // folds, len(texts), scores, f"{folds}-fold cross-validation, entity-level (seqeval)"
+    )
 
 
 def holdout_evaluation(y_true: np.ndarray, predicted: np.ndarray, n_train: int) -> Evaluation:

@@ -22,6 +22,32 @@ from backend.settings import ProjectSettings
 from backend.training import TextClassifier, saved_classes
 
 
+def train_epochs(model, settings: ProjectSettings, device, n_items: int, batch_of, progress=None) -> None:
+    """Fine-tune ``model`` end to end: ``settings.epochs`` seeded passes over ``n_items`` in batches of
+    ``settings.batch_size`` (``batch_of(indices)`` gives the model's inputs, labels included), AdamW with
+    weight decay 0.01, a linear schedule with 10% warm-up, gradients clipped at 1, bf16 autocast on CUDA."""
+    order_rng = np.random.default_rng(settings.seed)
+    total_steps = math.ceil(n_items / settings.batch_size) * settings.epochs
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.01)
+    schedule = get_linear_schedule_with_warmup(optimizer, int(0.1 * total_steps), total_steps)
+    model.train()
+    step = 0
+    for _ in range(settings.epochs):
+        order = order_rng.permutation(n_items)
+        for start in range(0, n_items, settings.batch_size):
+            with autocast_for(device):
+                loss = model(**batch_of(order[start : start + settings.batch_size])).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            if progress:
+                progress("train", step, total_steps)
+    model.eval()
+
+
 class FineTunedClassifier(TextClassifier):
     """BERT-family sequence classifier, fine-tuned with AdamW and a linear warm-up schedule.
 
@@ -58,30 +84,11 @@ class FineTunedClassifier(TextClassifier):
         seed_everything(self.settings.seed)
         y = np.asarray(y, dtype=np.float32 if self.multi_label else np.int64)
         self._warm_start_head(texts, y)
-        order_rng = np.random.default_rng(self.settings.seed)
-        steps_per_epoch = math.ceil(len(texts) / self.settings.batch_size)
-        total_steps = steps_per_epoch * self.settings.epochs
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.settings.learning_rate, weight_decay=0.01)
-        schedule = get_linear_schedule_with_warmup(optimizer, int(0.1 * total_steps), total_steps)
-        self.model.train()
-        step = 0
-        for _ in range(self.settings.epochs):
-            order = order_rng.permutation(len(texts))
-            for start in range(0, len(texts), self.settings.batch_size):
-                index = order[start : start + self.settings.batch_size]
-                batch = self.encoder.tokenize([texts[i] for i in index])
-                labels = torch.as_tensor(y[index], device=self.device)
-                with autocast_for(self.device):
-                    loss = self.model(**batch, labels=labels).loss
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-                optimizer.step()
-                schedule.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                if progress:
-                    progress("train", step, total_steps)
-        self.model.eval()
+
+        def batch_of(index):
+            return {**self.encoder.tokenize([texts[i] for i in index]), "labels": torch.as_tensor(y[index], device=self.device)}
+
+        train_epochs(self.model, self.settings, self.device, len(texts), batch_of, progress)
         return self
 
     def _warm_start_head(self, texts: Sequence[str], y: np.ndarray) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,19 +29,23 @@ from backend.classifiers import head_classifier
 from backend.connection import NotConnected, connect
 from backend.embedding_cache import EmbeddingCache
 from backend.encoders import Decision, EncoderRegistry
-from backend.evaluation import Evaluation, holdout_evaluation, holdout_split
+from backend.encoder import resolve_model_path
+from backend.entity_metrics import entity_scores
+from backend.evaluation import Evaluation, entity_evaluation, holdout_evaluation, holdout_split
 from backend.finetune import FineTunedClassifier
 from backend.frozen_head import FrozenEncoderClassifier
 from backend.jobs import JobProgress, Skip
-from backend.labels import UnsupportedLabelConfig, parse_label_config
+from backend.labels import UnsupportedLabelConfig, parse_label_config, training_targets
 from backend.ls_client import LabeledTask, PoolTask
 from backend.model_store import ModelStore
-from backend.phases import can_train, distinct_labels
+from backend.phases import can_train
 from backend.project_lock import project_lock
 from backend.queueing import FINETUNE, enqueue_retrain, is_dead, release_pending
 from backend.settings import ProjectSettings, ServiceSettings, SettingsError
 from backend.task_mirror import TaskMirror, mirror_folder
-from strategies import NER
+from backend.token_finetune import FineTunedTagger
+from backend.token_head import TokenHead
+from strategies import NER, SINGLE_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +81,15 @@ def _ended(outcome: str, reason: str, job_id: str) -> Decision:
     return Decision(outcome, 0, {}, {}, reason, time.time(), job_id=job_id)
 
 
-def judging_split(y: np.ndarray, settings: ProjectSettings) -> tuple[np.ndarray, np.ndarray]:
-    """(train, held-out) label indices for a fine-tune and its judgement; ``Skip`` when it could not be judged fairly."""
-    if not can_train(settings, y):
-        raise Skip(f"{len(y)} labels in {distinct_labels(y)} classes: too few to fine-tune (min_labels={settings.min_labels})")
-    split = holdout_split(y, settings.eval_fraction, settings.seed)
+def judging_split(y: np.ndarray, settings: ProjectSettings, task_type: str = SINGLE_LABEL) -> tuple[np.ndarray, np.ndarray]:
+    """(train, held-out) label indices for a fine-tune and its judgement; ``Skip`` when it could not be judged fairly.
+    ``y`` is what ``backend.phases`` counts: classes, label sets, or (NER) each task's span count."""
+    if not can_train(settings, y, task_type):
+        raise Skip(f"{len(y)} labels: too few to fine-tune (min_labels={settings.min_labels}, {_needed(task_type)})")
+    # A tagger's labels are span counts, not classes: it needs a span to train on, not two classes.
+    split = holdout_split(y, settings.eval_fraction, settings.seed, min_distinct=1 if task_type == NER else 2)
+    if split is not None and task_type == NER and not y[split[0]].sum():
+        split = None
     if split is None:
         raise Skip(
             f"eval_fraction={settings.eval_fraction} of {len(y)} labels holds none out, so a fine-tune could not be "
@@ -109,13 +118,13 @@ class FullPath:
             connection = connect(self.service, self.store, self.redis, self.project_id)
             settings, ls = connection.settings, connection.ls
             spec = parse_label_config(ls.project(self.project_id)["label_config"])
-            if spec.task_type == NER:
-                raise Skip("the full path fine-tunes sequence classifiers; NER projects have no fine-tuned tagger yet")
             mirror = TaskMirror(mirror_folder(self.store.project_dir(self.project_id)), self.service.resync_s)
             mirror.refresh(ls, self.project_id, spec)
             labeled, pool = mirror.labeled(), mirror.pool()
             in_use = self.registry.newest()
             in_use_path = self.registry.path_of(in_use)
+        if spec.task_type == NER:
+            return self._tagger(spec, settings, labeled, pool, in_use, in_use_path)
         y = spec.targets([task.label for task in labeled])
         train, held = judging_split(y, settings)
         texts = [task.text for task in labeled]
@@ -130,20 +139,46 @@ class FullPath:
 
         finetuned = FineTunedClassifier(spec.classes, settings, multi_label=spec.multiple).fit(train_texts, y[train], self.progress)
         finetuned_eval = holdout_evaluation(y[held], finetuned.decide(finetuned.predict_proba(held_texts, self.progress)), len(train))
-        outcome, reason = judge(finetuned_eval, baseline_eval, len(y), in_use.n_labels if in_use else 0)
-        decision = Decision(
-            outcome, len(y), finetuned_eval.to_dict(), baseline_eval.to_dict(), reason, time.time(), job_id=self.job_id
-        )
+        return self._conclude(finetuned_eval, baseline_eval, in_use, None, finetuned.save_encoder, spec, settings, labeled, pool)
+
+    def _tagger(self, spec, settings, labeled, pool, in_use, in_use_path) -> Decision:
+        """NER: fine-tune the encoder as a token classifier, then judge the token head over it against the head
+        over the encoder in use, both trained on the same labels: what the fast path would serve either way."""
+        spans, counted, _ = training_targets(spec, labeled)
+        train, held = judging_split(counted, settings, NER)
+        texts = [task.text for task in labeled]
+
+        def judged(model_path: str) -> Evaluation:
+            tagger = TokenHead(spec.classes, model_path, settings.max_length, settings.batch_size, settings.seed, settings.device)
+            tagger.fit([texts[i] for i in train], [spans[i] for i in train])
+            found = tagger.predict_spans([texts[i] for i in held])
+            return entity_evaluation(len(train), len(held), entity_scores([spans[i] for i in held], found, spec.classes), "held out")
+
+        baseline_eval = judged(in_use_path or resolve_model_path(settings.model_name))
+        staged = self.registry.staging_folder()
+        tuned = FineTunedTagger(spec.classes, settings, in_use_path or resolve_model_path(settings.model_name))
+        tuned.fit([texts[i] for i in train], [spans[i] for i in train], self.progress).save_encoder(staged)
+        finetuned_eval = judged(str(staged))
+        return self._conclude(finetuned_eval, baseline_eval, in_use, staged, None, spec, settings, labeled, pool)
+
+    def _conclude(
+        self, finetuned: Evaluation, baseline: Evaluation, in_use, staged: Path | None, save_encoder, spec, settings, labeled, pool
+    ) -> Decision:
+        """Judge and record the fine-tune; adopt its encoder when it wins: the one ``staged`` already, or one
+        ``save_encoder`` writes now (a sequence classifier saves only when adopted)."""
+        outcome, reason = judge(finetuned, baseline, len(labeled), in_use.n_labels if in_use else 0)
+        decision = Decision(outcome, len(labeled), finetuned.to_dict(), baseline.to_dict(), reason, time.time(), job_id=self.job_id)
         log.info("project %s: fine-tune %s (%s)", self.project_id, outcome, reason)
         if outcome != "adopted":
             with self._locked():
-                return self.registry.record(decision, None)
-        return self._adopt(decision, finetuned, spec, settings, [*labeled, *pool])
+                return self.registry.record(decision, staged)
+        if staged is None:
+            staged = self.registry.staging_folder()
+            save_encoder(staged)
+        return self._adopt(decision, staged, spec, settings, [*labeled, *pool])
 
-    def _adopt(self, decision: Decision, finetuned: FineTunedClassifier, spec, settings, tasks: list[LabeledTask | PoolTask]) -> Decision:
-        """Save the encoder, embed the tasks with it (unlocked: minutes), then record it and store the vectors at once."""
-        staged = self.registry.staging_folder()
-        finetuned.save_encoder(staged)
+    def _adopt(self, decision: Decision, staged, spec, settings, tasks: list[LabeledTask | PoolTask]) -> Decision:
+        """Embed the tasks with the staged encoder (unlocked: minutes), then record it and store the vectors at once."""
         encoder = FrozenEncoderClassifier(spec.classes, settings, model_path=str(staged))
         # The fingerprint names what the encoder computes, not where it lives: it holds after the move below.
         fingerprint, dim = encoder.fingerprint, encoder.dim
@@ -158,12 +193,20 @@ class FullPath:
 
 def judge(finetuned: Evaluation, baseline: Evaluation, n_labels: int, in_use_labels: int) -> tuple[str, str]:
     """``adopted`` only when the fine-tune is at least as good on the held-out labels and not trained on fewer
-    labels than the encoder in use; ties go to the fine-tune, which saw the same labels end to end."""
+    labels than the encoder in use; ties go to the fine-tune, which saw the same labels end to end. Classifiers
+    compare accuracy, then macro-F1; taggers (no accuracy) entity micro-F1, then macro-F1."""
     if n_labels < in_use_labels:
         return "stale", f"trained on {n_labels} labels; the encoder in use saw {in_use_labels}"
-    mine, theirs = (finetuned.accuracy, finetuned.f1_macro), (baseline.accuracy, baseline.f1_macro)
+    first = "accuracy" if finetuned.accuracy is not None else "f1_micro"
+    mine = (getattr(finetuned, first), finetuned.f1_macro)
+    theirs = (getattr(baseline, first), baseline.f1_macro)
     verdict = "adopted" if mine >= theirs else "rejected"
+    name = "accuracy" if first == "accuracy" else "entity micro-F1"
     return verdict, (
-        f"held-out accuracy {finetuned.accuracy:.3f} / macro-F1 {finetuned.f1_macro:.3f} against the head over the "
-        f"encoder in use at {baseline.accuracy:.3f} / {baseline.f1_macro:.3f}, on {finetuned.n_eval} held-out labels"
+        f"held-out {name} {mine[0]:.3f} / macro-F1 {mine[1]:.3f} against the head over the "
+        f"encoder in use at {theirs[0]:.3f} / {theirs[1]:.3f}, on {finetuned.n_eval} held-out labels"
     )
+
+
+def _needed(task_type: str) -> str:
+    return "and a span" if task_type == NER else "in at least 2 classes"

@@ -82,5 +82,5 @@ def span_acceptance(ranking: "PoolRanking", labeled: Iterable, spec: "SpanLabeli
     truth = [spec.spans_of(task.label, task.text)[0] for task in answered]
     guess = [[Span(start, end, spec.classes[label]) for start, end, label, _, _ in suggested[task.id]] for task in answered]
     accepted = sum({(s.start, s.end, s.label) for s in t} == {(s.start, s.end, s.label) for s in g} for t, g in zip(truth, guess))
-    prequential = entity_evaluation(0, entity_scores(truth, guess, spec.classes), "entity-level").to_dict()
+    prequential = entity_evaluation(0, len(answered), entity_scores(truth, guess, spec.classes), "entity-level").to_dict()
     return {"n": len(answered), "accepted": int(accepted), "rate": accepted / len(answered), "prequential": prequential}

@@ -290,8 +290,7 @@ class Retrain:
         with stage("write"):
             written = self._write_back(version, ranking, spec)
         self._record_history(version, meta, previous, labeled, spec)
-        # The full path fine-tunes sequence classifiers; NER has no fine-tuned tagger yet.
-        if self.settings.model_mode == "finetune" and trainable and spec.task_type != NER:
+        if self.settings.model_mode == "finetune" and trainable:
             enqueue_finetune_if_due(self.redis, self.service, self.project_id, len(labeled), self.settings.finetune_every)
         with stage("prune"):
             # With a label waiting, keep room for its version's write: stored <= pool + 2 * top_k at any time.

@@ -2,7 +2,9 @@
 
 The NER fast path (``backend.token_head.TokenHead``: a per-token logistic regression over the frozen bundled
 encoder's token embeddings) is refit every round on the tweets labeled so far; the pool is ranked with
-``strategies.make_strategy(name).query(ModelOutputs(token_proba=..., token_mask=...))``.
+``strategies.make_strategy(name).query(ModelOutputs(token_proba=..., token_mask=...))``. The rounds are
+``al-simulate``'s (``backend.simulation.ner.NerSimulator``); this script adds the WNUT-16 data, the optional
+pool subsample, and its own write-up.
 
 Protocol (the realistic protocol's layout, ``bench/realistic.py``): per seed a fixed split holds out 20% of
 the tweets as the test set (stratified on "has an entity"); 10 initial tweets drawn uniformly at random
@@ -34,16 +36,11 @@ from realistic import BUDGET  # noqa: E402
 from simulation_inputs import TEST_FRACTION  # noqa: E402
 from wnut16 import load_wnut16  # noqa: E402
 
-from backend.entity_metrics import entity_scores  # noqa: E402
-from backend.simulation.protocol import (  # noqa: E402
-    make_split,
-    round_seed,
-    select_batch,
-    uniform_initial_indices,
-)
-from backend.simulation.summary import fmt_interval, learning_curve_auc, paired_interval  # noqa: E402
+from backend.simulation.ner import ENTITY_F1, NerSimulator  # noqa: E402
+from backend.simulation.protocol import SimulationConfig  # noqa: E402
+from backend.simulation.summary import fmt_interval  # noqa: E402
+from backend.simulation.summary import summarize as summarize_rounds  # noqa: E402
 from backend.token_head import DEFAULT_TOKEN_C, TokenHead  # noqa: E402
-from strategies import ModelOutputs, make_strategy  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 STRATEGIES = ("random", "mnlp", "mean_token_entropy", "max_token_entropy")
@@ -61,89 +58,27 @@ def subsample_pool(pool: np.ndarray, limit: int | None, seed: int) -> np.ndarray
     return np.sort(np.random.default_rng([seed, 4241]).choice(pool, size=limit, replace=False))
 
 
-def run_one(strategy: str, seed: int, data, pool: np.ndarray, test: np.ndarray, cache: dict, args) -> list[dict]:
-    """One strategy's rounds for one seed: fit, score the test set, rank the unlabeled pool, label a batch."""
-    texts, spans, labels = data.texts, data.spans, data.labels
-    test_texts, test_spans = [texts[i] for i in test], [spans[i] for i in test]
-    labeled = list(pool[uniform_initial_indices(len(pool), BUDGET["initial"], seed)])
-    rows = []
-    for round_index in range(BUDGET["rounds"] + 1):
-        started = time.perf_counter()
-        head = TokenHead(labels, max_length=MAX_LENGTH, seed=seed, C=args.C, cache=cache)
-        head.fit([texts[i] for i in labeled], [spans[i] for i in labeled])
-        fit_s = time.perf_counter() - started
-        started = time.perf_counter()
-        scores = entity_scores(test_spans, head.predict_spans(test_texts), labels)
-        eval_s = time.perf_counter() - started
-        row = {
-            "strategy": strategy, "seed": seed, "round": round_index, "labels_used": len(labeled),
-            "entities_labeled": sum(len(spans[i]) for i in labeled),
-            "f1": scores["f1"], "precision": scores["precision"], "recall": scores["recall"],
-            "f1_per_type": {label: s["f1"] for label, s in scores["per_type"].items()},
-            "fit_seconds": fit_s, "eval_seconds": eval_s, "predict_pool_seconds": 0.0, "query_seconds": 0.0,
-            "note": "",
-        }
-        rows.append(row)
-        if round_index == BUDGET["rounds"]:
-            break
-        unlabeled = np.setdiff1d(pool, labeled)
-        unlabeled_texts = [texts[i] for i in unlabeled]
-        started = time.perf_counter()
-        name = strategy
-        if strategy == "random":
-            # Random needs only the pool size; predicting the pool would cost it time it does not use.
-            outputs = ModelOutputs(token_mask=np.ones((len(unlabeled), 1), dtype=bool))
-        else:
-            if head.head is None:  # every labeled token is O: all scores tie, so this round ranks at random
-                name, row["note"] = "random", "no entity labeled yet: random this round"
-            proba, mask = head.predict_token_proba(unlabeled_texts)
-            outputs = ModelOutputs(token_proba=proba, token_mask=mask)
-        row["predict_pool_seconds"] = time.perf_counter() - started
-        started = time.perf_counter()
-        ranker = make_strategy(name, batch_size=BUDGET["batch_size"], random_state=round_seed(seed, round_index))
-        batch = select_batch(ranker.query(outputs), BUDGET["batch_size"])
-        row["query_seconds"] = time.perf_counter() - started
-        labeled.extend(int(i) for i in unlabeled[batch])
-    return rows
-
-
-def ceiling(seed: int, data, pool: np.ndarray, test: np.ndarray, cache: dict, args) -> dict:
-    """The same head fit on the whole pool: no order of labeling can do better within this pool."""
-    started = time.perf_counter()
-    head = TokenHead(data.labels, max_length=MAX_LENGTH, seed=seed, C=args.C, cache=cache)
-    head.fit([data.texts[i] for i in pool], [data.spans[i] for i in pool])
-    fit_s = time.perf_counter() - started
-    scores = entity_scores([data.spans[i] for i in test], head.predict_spans([data.texts[i] for i in test]), data.labels)
-    return {"f1": scores["f1"], "precision": scores["precision"], "recall": scores["recall"], "fit_seconds": fit_s}
-
-
 def summarize(rows: list[dict], ceilings: dict) -> list[dict]:
-    runs: dict[tuple[str, int], list[dict]] = {}
-    for row in rows:
-        runs.setdefault((row["strategy"], row["seed"]), []).append(row)
-    auc = {key: learning_curve_auc([r["labels_used"] for r in run], [r["f1"] for r in run]) for key, run in runs.items()}
-    final = {key: run[-1] for key, run in runs.items()}
+    """The simulation's summary (AUC, paired Δ against random, final scores, the ceiling) plus this write-up's
+    entities labeled, step costs and notes."""
+    shared = summarize_rounds(rows, {seed: c["entity_f1"] for seed, c in ceilings.items()}, metric=ENTITY_F1)
     out = []
-    for strategy in dict.fromkeys(r["strategy"] for r in rows):
-        seeds = sorted(s for (name, s) in runs if name == strategy)
-        paired = [auc[(strategy, s)] - auc[("random", s)] for s in seeds if ("random", s) in auc]
-        low, high = paired_interval(paired)
-        per_round = [r for s in seeds for r in runs[(strategy, s)]]
+    for e in shared:
+        per_round = [r for r in rows if r["strategy"] == e["strategy"]]
+        queried = [r for r in per_round if r["round"] < BUDGET["rounds"]]
+        final = [r for r in per_round if r["round"] == BUDGET["rounds"]]
         out.append({
-            "strategy": strategy, "seeds": seeds,
-            "auc_mean": float(np.mean([auc[(strategy, s)] for s in seeds])),
-            "auc_std": float(np.std([auc[(strategy, s)] for s in seeds], ddof=1)) if len(seeds) > 1 else 0.0,
-            "delta_auc_vs_random_mean": float(np.mean(paired)) if paired else float("nan"),
-            "delta_auc_vs_random_ci95": [low, high],
-            "final_f1_mean": float(np.mean([final[(strategy, s)]["f1"] for s in seeds])),
-            "final_f1_std": float(np.std([final[(strategy, s)]["f1"] for s in seeds], ddof=1)) if len(seeds) > 1 else 0.0,
-            "final_precision_mean": float(np.mean([final[(strategy, s)]["precision"] for s in seeds])),
-            "final_recall_mean": float(np.mean([final[(strategy, s)]["recall"] for s in seeds])),
-            "final_entities_labeled_mean": float(np.mean([final[(strategy, s)]["entities_labeled"] for s in seeds])),
-            "ceiling_f1_mean": float(np.mean([ceilings[s]["f1"] for s in seeds])),
+            "strategy": e["strategy"], "seeds": sorted(r["seed"] for r in final),
+            "auc_mean": e["auc_mean"], "auc_std": e["auc_std"],
+            "delta_auc_vs_random_mean": e["delta_auc_vs_random_mean"],
+            "delta_auc_vs_random_ci95": [e["delta_auc_vs_random_ci95_low"], e["delta_auc_vs_random_ci95_high"]],
+            "final_f1_mean": e["final_entity_f1_mean"], "final_f1_std": e["final_entity_f1_std"],
+            "final_precision_mean": e["final_entity_precision_mean"], "final_recall_mean": e["final_entity_recall_mean"],
+            "final_entities_labeled_mean": float(np.mean([r["entities_labeled"] for r in final])),
+            "ceiling_f1_mean": e["full_pool_entity_f1_mean"],
             "fit_seconds_mean": float(np.mean([r["fit_seconds"] for r in per_round])),
-            "predict_pool_seconds_mean": float(np.mean([r["predict_pool_seconds"] for r in per_round if r["round"] < BUDGET["rounds"]])),
-            "query_seconds_mean": float(np.mean([r["query_seconds"] for r in per_round if r["round"] < BUDGET["rounds"]])),
+            "predict_pool_seconds_mean": float(np.mean([r["predict_pool_seconds"] for r in queried])),
+            "query_seconds_mean": float(np.mean([r["rank_seconds"] for r in queried])),
             "eval_seconds_mean": float(np.mean([r["eval_seconds"] for r in per_round])),
             "notes": sorted({f"seed {r['seed']} round {r['round']}: {r['note']}" for r in per_round if r["note"]}),
         })
@@ -237,31 +172,34 @@ def main() -> None:
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     begun = time.perf_counter()
     data = load_wnut16()
-    has_entity = np.array([1 if s else 0 for s in data.spans])
-    cache: dict = {}
+    config = SimulationConfig(
+        strategies=tuple(args.strategies), seeds=tuple(args.seeds), initial=BUDGET["initial"],
+        batch_size=BUDGET["batch_size"], rounds=BUDGET["rounds"], test_fraction=TEST_FRACTION, max_length=MAX_LENGTH,
+        train_batch_size=64, device="cpu",
+    )
+    simulator = NerSimulator(data, config, C=args.C)
     log(f"[ner] embedding {len(data.texts)} tweets once")
-    started = time.perf_counter()
-    TokenHead(data.labels, max_length=MAX_LENGTH, cache=cache).token_embeddings(data.texts)
-    embed_s = time.perf_counter() - started
+    embed_s = simulator.warm_up()
     log(f"[ner] embedded in {embed_s:.1f} s")
 
     rows, ceilings, splits = [], {}, {}
     for seed in args.seeds:
-        pool, test = make_split(has_entity, TEST_FRACTION, seed)
+        pool, test = simulator.split(seed)
         splits[seed] = (len(pool), len(test))
-        pool = subsample_pool(pool, args.pool_limit, seed)
-        ceilings[seed] = ceiling(seed, data, pool, test, cache, args)
-        log(f"[ner] seed {seed}: ceiling F1 {ceilings[seed]['f1']:.3f} ({ceilings[seed]['fit_seconds']:.1f} s)")
+        split = (subsample_pool(pool, args.pool_limit, seed), test)
+        ceilings[seed] = simulator.reference(seed, split)
+        log(f"[ner] seed {seed}: ceiling F1 {ceilings[seed]['entity_f1']:.3f} ({ceilings[seed]['fit_seconds']:.1f} s)")
         for strategy in args.strategies:
             started = time.perf_counter()
-            run = run_one(strategy, seed, data, pool, test, cache, args)
+            run = simulator.run(strategy, seed, split=split)
             rows += run
-            log(f"[ner] seed {seed} {strategy:20s} F1 " + " ".join(f"{r['f1']:.3f}" for r in run)
+            log(f"[ner] seed {seed} {strategy:20s} F1 " + " ".join(f"{r['entity_f1']:.3f}" for r in run)
                 + f"  ({time.perf_counter() - started:.1f} s)")
 
     summary = summarize(rows, ceilings)
     curves = {
-        s: [float(np.mean([r["f1"] for r in rows if r["strategy"] == s and r["round"] == k])) for k in range(BUDGET["rounds"] + 1)]
+        s: [float(np.mean([r["entity_f1"] for r in rows if r["strategy"] == s and r["round"] == k]))
+            for k in range(BUDGET["rounds"] + 1)]
         for s in args.strategies
     }
     queried = [r for r in rows if r["round"] < BUDGET["rounds"]]
@@ -270,7 +208,7 @@ def main() -> None:
         "embed_seconds": embed_s,
         "fit_seconds": float(np.mean([r["fit_seconds"] for r in rows])),
         "predict_pool_seconds": float(np.mean([r["predict_pool_seconds"] for r in sequence_rounds])) if sequence_rounds else 0.0,
-        "query_seconds": float(np.mean([r["query_seconds"] for r in queried])),
+        "query_seconds": float(np.mean([r["rank_seconds"] for r in queried])),
         "eval_seconds": float(np.mean([r["eval_seconds"] for r in rows])),
         "ceiling_fit_seconds": float(np.mean([c["fit_seconds"] for c in ceilings.values()])),
     }
@@ -290,8 +228,8 @@ def main() -> None:
             "wall_minutes": (time.perf_counter() - begun) / 60,
             "budget": BUDGET, "seeds": args.seeds, "strategies": args.strategies, "labels": list(data.labels),
             "tags": list(TokenHead(data.labels).tags), "C": args.C, "max_length": MAX_LENGTH,
-            "n_texts": len(data.texts), "n_entities": sum(len(s) for s in data.spans),
-            "n_tokens": int(sum(len(cache[t][0]) for t in dict.fromkeys(data.texts))),
+            "n_texts": len(data.texts), "n_entities": data.n_entities,
+            "n_tokens": int(sum(len(simulator.cache[t][0]) for t in dict.fromkeys(data.texts))),
             "n_pool": max(pool_sizes), "n_test": max(test_sizes), "pool_limit": args.pool_limit,
             "reduced": "; ".join(reduced),
         },

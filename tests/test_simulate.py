@@ -86,7 +86,7 @@ def ls_export(rows: list[dict], *, unlabeled: int = 0) -> list[dict]:
 class BagOfWords:
     """Stand-in for the worker's TextClassifier (same interface), so in-process tests need no model."""
 
-    output_field, thresholds, decide = "proba", None, TextClassifier.decide
+    output_field, thresholds, decide, probability_outputs = "proba", None, TextClassifier.decide, TextClassifier.probability_outputs
 
     def __init__(self, classes, settings):
         self.classes, self.settings = list(classes), settings

@@ -9,12 +9,13 @@ implementation). Per round it records held-out test metrics, so strategies can b
 labels they need.
 
 Inputs: a CSV / TSV / JSONL / JSON table with a text and a label column, or a Label Studio JSON export
-(tasks with ``data`` and ``annotations[].result``).
+(tasks with ``data`` and ``annotations[].result``). NER: a two-column CoNLL file, or an export read with a
+``<Labels>`` config; its rounds train ``backend.token_head.TokenHead`` and report entity F1 for accuracy.
 
 Outputs in ``--out``: ``rounds.csv``, ``summary.csv``, ``summary.md`` and ``learning_curve.png``.
 
 
-The package, one idea per module: ``dataset`` reads the input, ``protocol`` fixes splits, initial sets and
-batches, ``runner`` plays the rounds, ``summary`` turns rounds into AUC and labels-to-reach tables,
-``report`` writes the files and plots, ``cli`` is ``al-simulate``.
+The package, one idea per module: ``dataset`` reads the input (``ner_dataset`` NER input), ``protocol`` fixes
+splits, initial sets and batches, ``runner`` plays the rounds (``ner`` NER rounds), ``summary`` turns rounds into
+AUC and labels-to-reach tables, ``report`` writes the files and plots, ``cli`` is ``al-simulate``.
 """

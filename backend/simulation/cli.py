@@ -1,5 +1,8 @@
 """``al-simulate``: parse and check the options, read the data, run, write the outputs.
 
+Classification data plays its rounds in ``runner``, NER data (CoNLL files, exports with a ``<Labels>`` config) in
+``ner``; both write the same four files, NER with entity F1 where classification has accuracy.
+
 Bad input ends with a one-line ``error: ...`` on stderr and exit code 2.
 """
 from __future__ import annotations
@@ -14,10 +17,11 @@ from typing import Sequence
 
 from backend.settings import HEAD_REGULARIZATIONS
 from backend.simulation.dataset import Dataset, InputError, _checked, read_dataset
+from backend.simulation.ner_dataset import SpanDataset
 from backend.simulation.protocol import INITIAL_STRATEGIES, SimulationConfig, subsample
 from backend.simulation.report import write_outputs
-from backend.simulation.runner import simulate
-from backend.simulation.summary import fmt_mean_std
+from backend.simulation.runner import ROUND_COLUMNS, simulate
+from backend.simulation.summary import ACCURACY, fmt_mean_std
 
 EXIT_USAGE = 2
 
@@ -32,25 +36,32 @@ def build_parser() -> argparse.ArgumentParser:
         prog="al-simulate",
         description="Simulate active learning on a labeled dataset and compare query strategies.",
     )
-    p.add_argument("input", help="CSV/TSV/JSONL with text and label columns, or a Label Studio JSON export")
+    p.add_argument("input", help="CSV/TSV/JSONL with text and label columns, a two-column CoNLL file (NER), "
+                   "or a Label Studio JSON export")
+    p.add_argument("--format", default="auto", choices=("auto", "conll"),
+                   help="auto: by the file's ending (.csv, .tsv, .jsonl, .json, .conll); conll: read any file as "
+                        "two-column CoNLL, token<TAB or space>tag per line, BIO or IOB tags (default: auto)")
     p.add_argument("--text-column", default="text", help="table column holding the text (default: text)")
     p.add_argument("--label-column", default="label", help="table column holding the label (default: label)")
-    p.add_argument("--label-config", help="Label Studio label config XML file (for JSON exports)")
+    p.add_argument("--label-config", help="Label Studio label config XML file (for JSON exports; a <Labels> "
+                   "config reads the export as NER spans)")
     p.add_argument("--text-field", help="task data field holding the text (Label Studio exports)")
     p.add_argument("--label-separator", help="multi-label tables: the separator between a row's labels, e.g. '|' "
                    "(an empty cell: none apply); multi-label exports need a choice=\"multiple\" --label-config")
-    p.add_argument("--strategies", default="margin,random", help="comma-separated strategy names (default: margin,random)")
+    p.add_argument("--strategies", help="comma-separated strategy names (default: the task type's default strategy "
+                   "and random: margin,random; multi-label mean_binary_entropy,random; NER mnlp,random)")
     p.add_argument("--seeds", help="comma-separated seeds (default: 0..n-seeds-1)")
     p.add_argument("--n-seeds", type=int, default=3, help="number of seeds when --seeds is not given (default: 3)")
     p.add_argument("--initial", type=int, default=10, help="initial labeled set size (default: 10)")
     p.add_argument("--initial-strategy", default="random", choices=INITIAL_STRATEGIES,
                    help="how round 0's labels are drawn: uniformly at random, as an LS project gets them (default); "
                         "by the cold_start ranking, as the backend serves a new project; or stratified, every class "
-                        "at least once (flatters: no project starts that way)")
+                        "at least once (flatters: no project starts that way; not for NER)")
     p.add_argument("--batch-size", type=int, default=10, help="labels queried per round (default: 10)")
     p.add_argument("--rounds", type=int, default=10, help="query rounds after the initial one (default: 10)")
     p.add_argument("--test-fraction", type=float, default=0.2, help="held-out test share, stratified (default: 0.2)")
-    p.add_argument("--mode", default="head", choices=("head", "finetune"), help="model mode (default: head)")
+    p.add_argument("--mode", default="head", choices=("head", "finetune"),
+                   help="model mode (default: head; NER: head only, a token head over the frozen encoder)")
     p.add_argument("--head-regularization", default="fixed", choices=HEAD_REGULARIZATIONS,
                    help="the head's C: fixed at 10, or chosen by cross-validation each round (default: fixed)")
     p.add_argument("--model", default="", help="Hugging Face model path (default: the bundled all-MiniLM-L6-v2)")
@@ -78,10 +89,11 @@ def _int_list(text: str, option: str) -> tuple[int, ...]:
     return values
 
 
-def config_from_args(args: argparse.Namespace) -> SimulationConfig:
-    from strategies import STRATEGY_NAMES
+def config_from_args(args: argparse.Namespace, task_type: str = "single_label") -> SimulationConfig:
+    from strategies import DEFAULT_STRATEGIES, STRATEGY_NAMES
 
-    strategies = tuple(dict.fromkeys(s.strip() for s in args.strategies.split(",") if s.strip()))
+    names = args.strategies if args.strategies is not None else f"{DEFAULT_STRATEGIES[task_type]},random"
+    strategies = tuple(dict.fromkeys(s.strip() for s in names.split(",") if s.strip()))
     if not strategies:
         raise InputError(f"--strategies is empty; valid names are: {', '.join(STRATEGY_NAMES)}")
     unknown = [s for s in strategies if s not in STRATEGY_NAMES]
@@ -115,18 +127,33 @@ def config_from_args(args: argparse.Namespace) -> SimulationConfig:
     )
 
 
-def check_fits(data: Dataset, config: SimulationConfig) -> None:
-    """Strategies and sizes that cannot work on this dataset: say which option to change."""
-    from strategies import MULTI_LABEL, SINGLE_LABEL, STRATEGIES, strategies_for
+def task_type_of(data: Dataset | SpanDataset) -> str:
+    from strategies import MULTI_LABEL, NER, SINGLE_LABEL
 
-    task_type = MULTI_LABEL if data.multi_label else SINGLE_LABEL
+    if isinstance(data, SpanDataset):
+        return NER
+    return MULTI_LABEL if data.multi_label else SINGLE_LABEL
+
+
+def check_fits(data: Dataset | SpanDataset, config: SimulationConfig) -> None:
+    """Strategies and sizes that cannot work on this dataset: say which option to change."""
+    from strategies import STRATEGIES, strategies_for
+
+    task_type = task_type_of(data)
+    if isinstance(data, SpanDataset):
+        from backend.simulation.ner import refusal
+
+        reason = refusal(config)
+        if reason:
+            raise InputError(reason)
     wrong = [name for name in config.strategies if task_type not in STRATEGIES[name].task_types]
     if wrong:
         raise InputError(
             f"{', '.join(map(repr, wrong))} cannot rank {task_type} data; strategies for it: {', '.join(strategies_for(task_type))}"
         )
     n = len(data.texts)
-    n_classes = len(data.classes)
+    # NER: no class has to reach both sides of the split.
+    n_classes = 1 if isinstance(data, SpanDataset) else len(data.classes)
     n_test = math.ceil(n * config.test_fraction)
     if n_test < n_classes:
         raise InputError(
@@ -156,16 +183,26 @@ def check_fits(data: Dataset, config: SimulationConfig) -> None:
         raise InputError(str(exc)) from None
 
 
-def prepare(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, Dataset, SimulationConfig]:
+def prepare(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, Dataset | SpanDataset, SimulationConfig]:
     """Parse and validate everything that can be checked before loading a model."""
     args = build_parser().parse_args(argv)
     # The file first: it is the most common mistake and needs no heavy imports to report.
     data = read_dataset(
         args.input, text_column=args.text_column, label_column=args.label_column,
         label_config=args.label_config, text_field=args.text_field, label_separator=args.label_separator,
+        format=args.format,
     )
-    config = config_from_args(args)
-    if config.pool_limit is not None and config.pool_limit < len(data.texts):
+    config = config_from_args(args, task_type_of(data))
+    if isinstance(data, SpanDataset):
+        if config.pool_limit is not None and config.pool_limit < len(data.texts):
+            from backend.simulation.ner import can_stratify
+
+            limit, groups = config.pool_limit, data.has_entity
+            keep = subsample(groups, limit, seed=0, stratify=can_stratify(groups, min(limit, len(groups) - limit)))
+            data = data.subset(keep)
+            if data.n_entities == 0:
+                raise InputError(f"--pool-limit {limit} keeps no text with an entity; raise it")
+    elif config.pool_limit is not None and config.pool_limit < len(data.texts):
         keep = subsample(data.y, config.pool_limit, seed=0)
         labels = [data.labels[i] for i in keep]
         data = _checked(replace(
@@ -185,33 +222,60 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(
-        f"{len(data.texts)} labeled texts, {len(data.classes)} classes ({', '.join(data.classes)})"
-        + (f"; skipped {data.skipped} tasks without a choices annotation" if data.skipped else ""),
-        file=sys.stderr,
-    )
+    ner = isinstance(data, SpanDataset)
+    print(_describe(data), file=sys.stderr)
+    if ner and data.dropped:
+        reasons = ", ".join(f"{count} {reason}" for reason, count in data.dropped.most_common())
+        print(f"dropped {sum(data.dropped.values())} annotated spans that cannot be used ({reasons})", file=sys.stderr)
+    metric, columns = ACCURACY, ROUND_COLUMNS
     try:
-        result = simulate(data, config, progress=not args.quiet)
+        if ner:
+            from backend.simulation.ner import ENTITY_F1, NER_ROUND_COLUMNS, simulate_ner
+
+            metric, columns = ENTITY_F1, NER_ROUND_COLUMNS
+            result = simulate_ner(data, config, progress=not args.quiet)
+        else:
+            result = simulate(data, config, progress=not args.quiet)
     except (OSError, ValueError) as exc:
         # Model folders that do not load, settings the classifier refuses: one line, not a traceback.
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"error: {type(exc).__name__}: {message}", file=sys.stderr)
         return EXIT_USAGE
     out = Path(args.out)
-    summary = write_outputs(out, result, title=f"Simulation: {Path(args.input).name}", header=_header(data, config))
+    summary = write_outputs(
+        out, result, title=f"Simulation: {Path(args.input).name}", header=_header(data, config), metric=metric, columns=columns,
+    )
+    final = f"final_{metric.column}"
     for entry in summary:
         print(
             f"{entry['strategy']:>18}: AUC {fmt_mean_std(entry['auc_mean'], entry['auc_std'])}, "
-            f"final accuracy {fmt_mean_std(entry['final_accuracy_mean'], entry['final_accuracy_std'])}",
+            f"final {metric.name} {fmt_mean_std(entry[f'{final}_mean'], entry[f'{final}_std'])}",
             file=sys.stderr,
         )
     print(f"wrote {out / 'rounds.csv'}, {out / 'summary.csv'}, {out / 'summary.md'}, {out / 'learning_curve.png'}", file=sys.stderr)
     return 0
 
 
-def _header(data: Dataset, config: SimulationConfig) -> str:
+def _describe(data: Dataset | SpanDataset) -> str:
+    if isinstance(data, SpanDataset):
+        return (
+            f"{len(data.texts)} labeled texts, {data.n_entities} entities of {len(data.labels)} types ({', '.join(data.labels)})"
+            + (f"; skipped {data.skipped} tasks without a submitted annotation" if data.skipped else "")
+        )
     return (
-        f"{len(data.texts)} texts, {len(data.classes)} classes; mode {config.mode}, max_length {config.max_length}; "
+        f"{len(data.texts)} labeled texts, {len(data.classes)} classes ({', '.join(data.classes)})"
+        + (f"; skipped {data.skipped} tasks without a choices annotation" if data.skipped else "")
+    )
+
+
+def _header(data: Dataset | SpanDataset, config: SimulationConfig) -> str:
+    if isinstance(data, SpanDataset):
+        kind = (f"{len(data.texts)} texts, {data.n_entities} entities of {len(data.labels)} types; "
+                f"NER token head (frozen encoder), max_length {config.max_length}")
+    else:
+        kind = f"{len(data.texts)} texts, {len(data.classes)} classes; mode {config.mode}, max_length {config.max_length}"
+    return (
+        f"{kind}; "
         f"initial {config.initial} ({config.initial_strategy}), batch {config.batch_size}, rounds {config.rounds}, "
         f"test fraction {config.test_fraction}; seeds {', '.join(map(str, config.seeds))}."
     )

@@ -1,4 +1,5 @@
-"""Reading a labeled dataset for the simulation: a table (CSV, TSV, JSONL, JSON) or a Label Studio export."""
+"""Reading a labeled dataset for the simulation: a table (CSV, TSV, JSONL, JSON) or a Label Studio export
+(NER data: ``ner_dataset``)."""
 from __future__ import annotations
 
 import csv
@@ -44,18 +45,25 @@ def read_dataset(
     label_config: str | None = None,
     text_field: str | None = None,
     label_separator: str | None = None,
-) -> Dataset:
+    format: str = "auto",
+):
     """Read a table (csv/tsv/jsonl/json records) or a Label Studio JSON export; validate it.
 
     Multi-label data: a table whose label cells list labels joined by ``label_separator`` (an empty cell:
-    none apply), or an export read with a ``choice="multiple"`` ``label_config``.
+    none apply), or an export read with a ``choice="multiple"`` ``label_config``. NER data, read into a
+    ``ner_dataset.SpanDataset``: a two-column CoNLL file (``.conll``, or any file with ``format="conll"``),
+    or an export read with a ``<Labels>`` ``label_config``.
     """
     path = Path(path)
     if not path.exists():
         raise InputError(f"input file not found: {path}")
     if path.is_dir():
-        raise InputError(f"input {path} is a folder; pass a CSV, TSV, JSONL or Label Studio JSON export file")
+        raise InputError(f"input {path} is a folder; pass a CSV, TSV, JSONL, CoNLL or Label Studio JSON export file")
     suffix = path.suffix.lower()
+    if format == "conll" or suffix == ".conll":
+        from backend.simulation.ner_dataset import conll_dataset
+
+        return conll_dataset(path)
     if suffix in (".csv", ".tsv"):
         records, columns = _read_delimited(path, "\t" if suffix == ".tsv" else ",")
         return _table_dataset(records, columns, text_column, label_column, str(path), label_separator)
@@ -74,7 +82,10 @@ def read_dataset(
         if payload and all("data" in item and isinstance(item["data"], dict) for item in payload):
             return _label_studio_dataset(payload, label_config, text_field, str(path))
         return _table_dataset(payload, _columns_of(payload), text_column, label_column, str(path), label_separator)
-    raise InputError(f"cannot read {path.name}: use a .csv, .tsv, .jsonl or .json (Label Studio export) file")
+    raise InputError(
+        f"cannot read {path.name}: use a .csv, .tsv, .jsonl, .conll or .json (Label Studio export) file "
+        "(a two-column CoNLL file with another ending: --format conll)"
+    )
 
 
 def _read_delimited(path: Path, delimiter: str) -> tuple[list[dict[str, Any]], list[str]]:
@@ -120,7 +131,7 @@ def _table_dataset(records, columns, text_column, label_column, source, label_se
             option = "--text-column" if role == "text" else "--label-column"
             raise InputError(
                 f"{role} column {column!r} not found in {source}; available columns: {', '.join(map(str, columns))} "
-                f"(choose one with {option})"
+                f"(choose one with {option})" + ("; a two-column CoNLL file needs --format conll" if source.endswith(".tsv") else "")
             )
     texts = [_cell(record.get(text_column)) for record in records]
     labels = [_cell(record.get(label_column)) for record in records]
@@ -164,6 +175,10 @@ def _label_studio_dataset(tasks, label_config_path, text_field, source) -> Datas
             spec = parse_label_config(config_file.read_text(encoding="utf-8"))
         except UnsupportedLabelConfig as exc:
             raise InputError(f"label config {config_file}: {exc}") from None
+        if spec.task_type == "ner":
+            from backend.simulation.ner_dataset import export_dataset
+
+            return export_dataset(tasks, spec, text_field, source)
     field_name = text_field or (spec.value_field if spec else None) or _infer_text_field(tasks)
     from_name = spec.from_name if spec else _infer_from_name(tasks)
 
@@ -184,7 +199,11 @@ def _label_studio_dataset(tasks, label_config_path, text_field, source) -> Datas
             "pass --text-field or --label-config"
         )
     if not texts:
-        raise InputError(f"{source} has {len(tasks)} tasks but none with a choices annotation to learn from")
+        spans = any(region.get("type") == "labels" for task in tasks for region in first_result(task) or [])
+        raise InputError(
+            f"{source} has {len(tasks)} tasks but none with a choices annotation to learn from"
+            + ("; its annotations hold spans: pass the project's <Labels> config as --label-config" if spans else "")
+        )
     empty = [i + 1 for i, text in enumerate(texts) if not text.strip()]
     if empty:
         raise InputError(f"{len(empty)} of {len(texts)} labeled tasks have an empty text in data field {field_name!r}")
@@ -247,12 +266,18 @@ def _task_label(task, from_name: str | None) -> str | None:
     return None
 
 
-def _multi_label_of(task, spec) -> str | None:
-    """The first non-cancelled annotation's label set (``backend.labels``' rule); an empty set is an answer."""
+def first_result(task) -> list | None:
+    """The first non-cancelled annotation's result (an empty list is an answer), None when there is none."""
     for annotation in task.get("annotations") or []:
         if not annotation.get("was_cancelled"):
-            return spec.label_of(annotation.get("result") or [])
+            return annotation.get("result") or []
     return None
+
+
+def _multi_label_of(task, spec) -> str | None:
+    """The first non-cancelled annotation's label set (``backend.labels``' rule); an empty set is an answer."""
+    result = first_result(task)
+    return None if result is None else spec.label_of(result)
 
 
 def _checked(data: Dataset) -> Dataset:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
@@ -52,22 +53,24 @@ class SimulationConfig:
         )
 
 
-def subsample(y: np.ndarray, limit: int | None, seed: int = 0) -> np.ndarray:
-    """Sorted indices of a class-stratified random subsample of at most ``limit`` rows."""
+def subsample(y: np.ndarray, limit: int | None, seed: int = 0, stratify: bool = True) -> np.ndarray:
+    """Sorted indices of a random subsample of at most ``limit`` rows, class-stratified unless ``stratify`` is False."""
     if limit is None or limit >= len(y):
         return np.arange(len(y))
     from sklearn.model_selection import train_test_split
 
-    keep, _ = train_test_split(np.arange(len(y)), train_size=limit, stratify=y if y.ndim == 1 else None, random_state=seed)
+    groups = y if stratify and y.ndim == 1 else None
+    keep, _ = train_test_split(np.arange(len(y)), train_size=limit, stratify=groups, random_state=seed)
     return np.sort(keep)
 
 
-def make_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(pool, test) indices, fixed per seed, both sorted; stratified by class (multi-label data: not stratified)."""
+def make_split(y: np.ndarray, test_fraction: float, seed: int, stratify: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(pool, test) indices, fixed per seed, both sorted; stratified by class unless ``stratify`` is False
+    (multi-label data: never stratified)."""
     from sklearn.model_selection import train_test_split
 
-    stratify = y if y.ndim == 1 else None
-    pool, test = train_test_split(np.arange(len(y)), test_size=test_fraction, stratify=stratify, random_state=seed)
+    groups = y if stratify and y.ndim == 1 else None
+    pool, test = train_test_split(np.arange(len(y)), test_size=test_fraction, stratify=groups, random_state=seed)
     return np.sort(pool), np.sort(test)
 
 
@@ -113,3 +116,23 @@ def select_batch(informativeness: np.ndarray, size: int) -> np.ndarray:
 def round_seed(seed: int, round_index: int) -> int:
     """A distinct, reproducible random_state per (seed, round), so random draws differ between rounds."""
     return int(np.random.SeedSequence([seed, round_index]).generate_state(1)[0])
+
+
+#: One round: ``(round_index, labeled, unlabeled)`` (dataset indices) -> (the round's row, the batch it picked:
+#: dataset indices, or None in the last round).
+Round = Callable[[int, np.ndarray, np.ndarray], tuple[dict[str, Any], np.ndarray | None]]
+
+
+def play_rounds(pool: np.ndarray, initial: np.ndarray, rounds: int, play: Round) -> list[dict[str, Any]]:
+    """Round 0 on the ``initial`` labels (dataset indices in ``pool``), then ``rounds`` more, each adding the
+    batch the round before picked; the rows, in round order."""
+    labeled = initial
+    unlabeled = np.setdiff1d(pool, labeled)  # sorted: the pool keeps dataset order
+    rows = []
+    for round_index in range(rounds + 1):
+        row, picked = play(round_index, labeled, unlabeled)
+        rows.append(row)
+        if round_index < rounds:
+            labeled = np.concatenate([labeled, picked])
+            unlabeled = np.setdiff1d(unlabeled, picked)
+    return rows

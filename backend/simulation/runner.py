@@ -13,6 +13,7 @@ from backend.simulation.protocol import (
     SimulationConfig,
     initial_indices,
     make_split,
+    play_rounds,
     round_seed,
     select_batch,
     uniform_initial_indices,
@@ -93,10 +94,8 @@ class Simulator:
         task_type = MULTI_LABEL if self.data.multi_label else SINGLE_LABEL
         pool, test = make_split(y, cfg.test_fraction, seed)
         test_texts = [texts[i] for i in test]
-        labeled = pool[self.initial_positions(pool, seed)]
-        unlabeled = np.setdiff1d(pool, labeled)  # sorted: the pool keeps dataset order
-        rows = []
-        for round_index in range(cfg.rounds + 1):
+
+        def play(round_index: int, labeled: np.ndarray, unlabeled: np.ndarray):
             started = time.perf_counter()
             classifier = self.classifier(strategy_name, seed)
             labeled_texts = [texts[i] for i in labeled]
@@ -110,7 +109,7 @@ class Simulator:
                 predicted = classifier.decide(classifier.predict_proba(test_texts))
             train_seconds = time.perf_counter() - started
             metrics = classification_metrics(y[test], predicted)
-            query_seconds = 0.0
+            query_seconds, picked = 0.0, None
             if round_index < cfg.rounds:
                 started = time.perf_counter()
                 strategy = make_strategy(round_strategy, batch_size=cfg.batch_size, random_state=round_seed(seed, round_index))
@@ -133,15 +132,13 @@ class Simulator:
                     self.notes.append(f"{strategy_name} seed {seed} round {round_index}: {exc}; used random")
                 picked = unlabeled[select_batch(informativeness, cfg.batch_size)]
                 query_seconds = time.perf_counter() - started
-            rows.append({
+            tick()
+            return {
                 "strategy": strategy_name, "seed": seed, "round": round_index, "labels_used": len(labeled),
                 **metrics, "train_seconds": train_seconds, "query_seconds": query_seconds,
-            })
-            tick()
-            if round_index < cfg.rounds:
-                labeled = np.concatenate([labeled, picked])
-                unlabeled = np.setdiff1d(unlabeled, picked)
-        return rows
+            }, picked
+
+        return play_rounds(pool, pool[self.initial_positions(pool, seed)], cfg.rounds, play)
 
     def initial_positions(self, pool: np.ndarray, seed: int) -> np.ndarray:
         """Positions in ``pool`` of round 0's labels, drawn as ``config.initial_strategy`` says."""

@@ -111,3 +111,35 @@ def test_an_ner_project_is_annotated_retrained_ranked_and_its_span_suggestions_v
     assert fresh["model_version"] == version
     assert all("🙂 Anna Novak flew to Oslo last week"[r["value"]["start"]:r["value"]["end"]] == r["value"]["text"]
                for r in fresh["result"])
+
+
+def test_the_ner_full_path_fine_tunes_a_token_classifier_and_judges_it_on_held_out_spans(stack):
+    ls = stack.ls
+    truth = dict(rows())
+    project_id = ls.call("POST", "/api/projects", json={"title": "e2e ner full path", "label_config": CONFIG})["id"]
+    ls.import_tasks(project_id, list(truth))
+    params = {"model_mode": "finetune", "finetune_every": 10, "eval_fraction": 0.5, "max_length": 32}
+    ls.connect_backend(project_id, stack.backend_url, params)
+    tasks = ls.call("GET", f"/api/tasks?project={project_id}&page_size=1000")["tasks"]
+    to_label = [t for t in tasks if truth[t["data"]["text"]]][:12]
+    for task in to_label:
+        text = task["data"]["text"]
+        ls.call("POST", f"/api/tasks/{task['id']}/annotations", json={"result": regions(text, truth[text])})
+
+    def decided_and_settled():
+        status = backend_status(stack, project_id)
+        full = status["full_path"]
+        idle = not (full["pending_job"] or full["running"] or status["queue"]["pending_job"] or status["queue"]["running"])
+        decided = full["decisions"] and full["decisions"][0]["outcome"] in ("adopted", "rejected")
+        return idle and decided and status["n_labeled"] == len(to_label) and status
+
+    status = wait_for(decided_and_settled, "a token fine-tune decision and a settled fast path")
+    decision = status["full_path"]["decisions"][0]
+    assert decision["n_labels"] >= 10 and "entity micro-F1" in decision["reason"]
+    for side in ("finetuned", "baseline"):
+        assert decision[side]["n_eval"] >= 1 and 0.0 <= decision[side]["f1_micro"] <= 1.0
+    if decision["outcome"] == "adopted":
+        # The next fast retrain tags over the fine-tuned encoder.
+        meta_version = status["model_version"]
+        meta = json.loads((stack.model_dir / f"project-{project_id}" / meta_version / "meta.json").read_text())
+        assert meta["encoder"] == decision["folder"]

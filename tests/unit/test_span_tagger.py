@@ -91,3 +91,49 @@ def test_the_tagger_learns_spans_ranks_with_token_strategies_and_round_trips(tmp
         assert pool[0][r["value"]["start"]:r["value"]["end"]] == r["value"]["text"] and r["type"] == "labels"
     # What the tagger suggests reads back, as an annotation, to the same spans.
     assert json.loads(spec.label_of(prediction["result"]))[0]["text"] in {"Lucia", "Lima"}
+
+
+def test_the_full_path_fine_tunes_a_token_classifier_whose_encoder_the_token_head_reads(tmp_path):
+    from backend.full_path import judge, judging_split
+    from backend.token_finetune import FineTunedTagger
+    from backend.token_head import TokenHead
+    from backend.evaluation import Evaluation
+
+    spec = parse_label_config(CONFIG)
+    settings = ProjectSettings(model_mode="finetune", max_length=16, epochs=1, batch_size=4, eval_fraction=0.35, min_labels=4)
+    tasks = labeled_tasks(spec)
+    texts = [t.text for t in tasks]
+    spans, counted, _ = training_targets(spec, tasks)
+    train, held = judging_split(counted, settings, "ner")
+    assert len(held) == 6 and len(train) == 10
+    with pytest.raises(Exception, match="and a span"):
+        judging_split(np.zeros(8, dtype=np.int64), settings, "ner")
+    from backend.encoder import resolve_model_path
+
+    tuned = FineTunedTagger(spec.classes, settings, resolve_model_path(settings.model_name))
+    tuned.fit([texts[i] for i in train], [spans[i] for i in train]).save_encoder(tmp_path)
+    assert tuned.model.config.num_labels == 5  # O, B-PER, I-PER, B-LOC, I-LOC
+    head = TokenHead(spec.classes, str(tmp_path), 16).fit([texts[i] for i in train], [spans[i] for i in train])
+    assert all(s.label in spec.classes for found in head.predict_spans([texts[i] for i in held]) for s in found)
+
+    def tagger_eval(f1_micro, f1_macro):
+        return Evaluation(12, 4, None, 0.5, 0.5, f1_macro, f1_micro, note="held out")
+
+    verdict, reason = judge(tagger_eval(0.9, 0.1), tagger_eval(0.8, 0.9), 16, 0)
+    assert verdict == "adopted" and "entity micro-F1 0.900" in reason
+
+
+def test_a_span_suggestion_is_accepted_only_when_the_annotator_gives_exactly_those_spans():
+    from backend.history import span_acceptance
+
+    spec = parse_label_config(CONFIG)
+    a, b = "Anna flew to Oslo", "Marek stayed in Lima"
+    ranking = PoolRanking.build([1, 2, 3], [0.0, 0.3, 0.6], [3.0, 2.0, 1.0], None,
+                                spans=[((0, 4, 0, 0.9, "Anna"), (13, 17, 1, 0.8, "Oslo")), ((0, 5, 0, 0.7, "Marek"),), ()])
+    labeled = [Task(1, a, spec.label_of([region(a, "Anna", "PER"), region(a, "Oslo", "LOC")])),
+               Task(2, b, spec.label_of([region(b, "Marek", "PER"), region(b, "Lima", "LOC")])),
+               Task(9, "elsewhere", spec.label_of([]))]
+    acceptance = span_acceptance(ranking, labeled, spec)
+    assert (acceptance["n"], acceptance["accepted"]) == (2, 1)
+    assert acceptance["prequential"]["f1_micro"] == pytest.approx(2 * 3 / (3 + 4))  # 3 of 3 suggested right, 4 true
+    assert span_acceptance(PoolRanking.build([1], [0.0], [1.0], None), labeled, spec) is None
