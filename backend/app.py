@@ -232,6 +232,10 @@ def create_app(service: ServiceSettings | None = None, redis: Redis | None = Non
             )
         if latest is not None and (active is None or latest.name != active.name):
             warnings.append(f"the newest local version {latest.name} is not active in Label Studio (its write-back did not finish)")
+        dropped = meta.get("dropped_spans") or {}
+        if dropped:
+            reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(dropped.items()))
+            warnings.append(f"{sum(dropped.values())} annotated spans could not be used ({reasons}); see README, NER projects")
         outcomes = load_retrain_outcomes(redis, project_id)
         return dict(
             project=project_id,
@@ -243,7 +247,9 @@ def create_app(service: ServiceSettings | None = None, redis: Redis | None = Non
             phase=meta.get("phase"),
             phase_reason=meta.get("phase_reason"),
             strategy=meta.get("strategy"),
+            task_type=meta.get("task_type"),
             evaluation=meta.get("evaluation"),
+            dropped_spans=meta.get("dropped_spans"),
             stopping=meta.get("stopping"),
             n_labeled=meta.get("n_labeled"),
             n_pool=meta.get("n_pool"),

@@ -38,6 +38,9 @@ class Evaluation:
     f1_macro: float | None
     #: Multi-label projects' headline F1 (labels pooled); single-label ones report it too.
     f1_micro: float | None = None
+    #: NER projects' entity-level micro precision and recall (seqeval); micro-F1 is their headline.
+    precision_micro: float | None = None
+    recall_micro: float | None = None
     note: str = ""
 
     def to_dict(self) -> dict:
@@ -118,7 +121,8 @@ def entity_evaluation(n_train: int, n_eval: int, scores: dict, note: str) -> Eva
     per_type = list(scores["per_type"].values())
     macro = {key: float(np.mean([row[key] for row in per_type])) if per_type else 0.0 for key in ("precision", "recall", "f1")}
     return Evaluation(
-        n_train, n_eval, None, macro["precision"], macro["recall"], macro["f1"], float(scores["f1"]), note=note,
+        n_train, n_eval, None, macro["precision"], macro["recall"], macro["f1"], float(scores["f1"]),
+        precision_micro=float(scores["precision"]), recall_micro=float(scores["recall"]), note=note,
     )
 
 

@@ -71,6 +71,8 @@ def test_an_ner_project_is_annotated_retrained_ranked_and_its_span_suggestions_v
     assert meta["dropped_spans"] == {}
     evaluation = status["evaluation"]
     assert "entity-level" in evaluation["note"] and 0.0 <= evaluation["f1_micro"] <= 1.0
+    assert 0.0 <= evaluation["precision_micro"] <= 1.0 and 0.0 <= evaluation["recall_micro"] <= 1.0
+    assert (status["task_type"], status["dropped_spans"]) == ("ner", {})
 
     unlabeled = [t for t in all_tasks(stack, project_id) if t["id"] not in labeled_ids]
     scores, suggestions = {}, {}

@@ -272,6 +272,20 @@ def test_status_warns_when_the_owner_chose_another_order(client, published, serv
     assert any("'Sequential sampling' order" in warning for warning in status["warnings"])
 
 
+def test_status_reports_the_annotated_spans_an_ner_version_could_not_use(client, service_settings):
+    from backend.jobs import publish_version
+    from published_model import activate, fitted_model
+
+    classifier, ranking, meta = fitted_model()
+    store = ModelStore(service_settings.model_dir)
+    version = publish_version(store, 3, classifier, ranking,
+                              {**meta, "task_type": "ner", "dropped_spans": {"overlap": 2, "text_mismatch": 1}})
+    activate(store, 3, version)
+    status = client.get("/status?project=3").json
+    assert status["task_type"] == "ner" and status["dropped_spans"] == {"overlap": 2, "text_mismatch": 1}
+    assert "3 annotated spans could not be used (2 overlap, 1 text_mismatch)" in " ".join(status["warnings"])
+
+
 def test_redis_outage_is_a_clear_503(service_settings):
     from redis import Redis
 
