@@ -99,7 +99,7 @@ def cross_validated_head(X: np.ndarray, y: np.ndarray, seed: int, C: float = DEF
     return Evaluation(len(y) - len(y) // folds, len(y), **classification_metrics(y, predicted), note=f"{folds}-fold cross-validation")
 
 
-def cross_validated_multilabel_head(X: np.ndarray, Y: np.ndarray, seed: int) -> Evaluation:
+def cross_validated_multilabel_head(X: np.ndarray, Y: np.ndarray, seed: int, C: float = DEFAULT_C) -> Evaluation:
     """The multi-label head's metrics under k-fold cross-validation (up to 5 folds of at least 2 labels).
 
     Each fold's head tunes its thresholds on its own training labels only (``fit_multilabel_head``), so the
@@ -110,7 +110,7 @@ def cross_validated_multilabel_head(X: np.ndarray, Y: np.ndarray, seed: int) -> 
         return Evaluation(len(Y), 0, None, None, None, None, note=f"{len(Y)} labels: too few to cross-validate")
     predicted = np.zeros_like(Y)
     for train, held in KFold(folds, shuffle=True, random_state=seed).split(X):
-        head = fit_multilabel_head(X[train], Y[train], seed)
+        head = fit_multilabel_head(X[train], Y[train], seed, C)
         predicted[held] = head.predict_proba(X[held]) >= head.thresholds
     return Evaluation(len(Y) - len(Y) // folds, len(Y), **classification_metrics(Y, predicted), note=f"{folds}-fold cross-validation")
 

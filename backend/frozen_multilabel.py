@@ -5,7 +5,8 @@ import numpy as np
 from scipy.special import expit
 
 from backend.frozen_head import FrozenEncoderClassifier
-from backend.multilabel_head import MultiLabelHead, fit_linear, fit_multilabel_head
+from backend.head import DEFAULT_C
+from backend.multilabel_head import MultiLabelHead, choose_multilabel_c, fit_linear, fit_multilabel_head
 from backend.training import saved_classes
 
 
@@ -13,8 +14,8 @@ class FrozenEncoderMultiLabelClassifier(FrozenEncoderClassifier):
     """``FrozenEncoderClassifier`` with ``y`` an indicator matrix and sigmoid outputs per label.
 
     ``predict_proba`` gives (n, n_labels) independent probabilities; ``thresholds`` (tuned per label) turn them
-    into the suggested label sets. ``head_regularization`` is not applied: the head keeps C = 10
-    (choosing C by cross-validation is single-label only for now).
+    into the suggested label sets. ``head_regularization: cv`` picks one C for every label
+    (``choose_multilabel_c``).
     """
 
     multi_label = True
@@ -22,7 +23,9 @@ class FrozenEncoderMultiLabelClassifier(FrozenEncoderClassifier):
 
     def fit(self, texts, y, progress=None):
         self.train_X, self.train_y = self.embed(texts, progress), np.asarray(y, dtype=np.int64)
-        self.head = fit_multilabel_head(self.train_X, self.train_y, self.settings.seed)
+        seed = self.settings.seed
+        C = choose_multilabel_c(self.train_X, self.train_y, seed) if self.settings.head_regularization == "cv" else DEFAULT_C
+        self.head = fit_multilabel_head(self.train_X, self.train_y, seed, C)
         return self
 
     def predict_proba(self, texts, progress=None):

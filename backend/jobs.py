@@ -325,7 +325,7 @@ class Retrain:
         if spec.task_type == NER:
             return cross_validated_tagger(classifier.tagger, texts, y, self.settings.seed)
         if spec.multiple:
-            return cross_validated_multilabel_head(classifier.train_X, y, self.settings.seed)
+            return cross_validated_multilabel_head(classifier.train_X, y, self.settings.seed, classifier.head.C)
         return cross_validated_head(classifier.train_X, y, self.settings.seed, classifier.head.C)
 
     def _record_history(

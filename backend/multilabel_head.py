@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import expit
-from sklearn.metrics import precision_recall_curve
+from sklearn.metrics import log_loss, precision_recall_curve
 from sklearn.model_selection import KFold
 from sklearn.multiclass import OneVsRestClassifier
 
-from backend.head import DEFAULT_C, head_estimator
+from backend.head import C_GRID, DEFAULT_C, head_estimator
 
 #: The threshold of a label whose out-of-fold probabilities cannot be tuned on (too few labels, a label
 #: never or always present).
@@ -92,6 +92,19 @@ def tune_thresholds(Y: np.ndarray, proba: np.ndarray | None) -> np.ndarray:
         best = np.flatnonzero(f1 == f1.max())
         thresholds[label] = candidates[best[np.argmin(np.abs(candidates[best] - DEFAULT_THRESHOLD))]]
     return thresholds
+
+
+def choose_multilabel_c(X: np.ndarray, Y: np.ndarray, seed: int) -> float:
+    """``head_regularization: cv`` for multi-label heads: the ``C_GRID`` value whose out-of-fold probabilities
+    have the lowest log-loss averaged over labels (sklearn's ``log_loss`` per label), one C for every label;
+    ``DEFAULT_C`` under ``MIN_TUNING_LABELS`` labels, as for the thresholds."""
+    if len(Y) < MIN_TUNING_LABELS:
+        return DEFAULT_C
+    losses = {}
+    for C in C_GRID:
+        proba = np.clip(out_of_fold_proba(X, Y, seed, C), 1e-12, 1 - 1e-12)
+        losses[C] = np.mean([log_loss(Y[:, label], proba[:, label], labels=[0, 1]) for label in range(Y.shape[1])])
+    return float(min(C_GRID, key=lambda C: (losses[C], C != DEFAULT_C)))
 
 
 def fit_multilabel_head(X: np.ndarray, Y: np.ndarray, seed: int, C: float = DEFAULT_C) -> MultiLabelHead:

@@ -81,3 +81,24 @@ def test_the_full_path_holds_out_multi_label_tasks_without_stratifying():
     Y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]] * 5)
     train, held = judging_split(Y, ProjectSettings(eval_fraction=0.25, min_labels=4))
     assert len(held) == 5 and len(train) == 15 and not set(train) & set(held)
+
+
+def test_cv_regularisation_picks_the_grid_c_with_the_lowest_out_of_fold_log_loss():
+    from sklearn.metrics import log_loss
+
+    from backend.head import C_GRID
+    from backend.multilabel_head import choose_multilabel_c, out_of_fold_proba
+
+    X, Y3 = separable(40, seed=1)
+    X = X + np.random.default_rng(2).normal(scale=2.0, size=X.shape)  # noisy, so the grid values differ
+
+    def loss(C):
+        proba = np.clip(out_of_fold_proba(X, Y3, 0, C), 1e-12, 1 - 1e-12)
+        return np.mean([log_loss(Y3[:, k], proba[:, k], labels=[0, 1]) for k in range(3)])
+
+    chosen = choose_multilabel_c(X, Y3, seed=0)
+    assert chosen in C_GRID and loss(chosen) == min(loss(C) for C in C_GRID)
+    assert choose_multilabel_c(X[:9], Y3[:9], seed=0) == 10.0  # too few labels: the default
+    settings = ProjectSettings(model_mode="head", max_length=16, head_regularization="cv")
+    classifier = build_classifier(LABELS, settings, multi_label=True).fit(TEXTS * 2, np.vstack([Y, Y]))
+    assert classifier.head.C in C_GRID
