@@ -18,7 +18,6 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
 from redis import Redis
 from rq import get_current_job
 
@@ -29,12 +28,13 @@ from backend.encoders import EncoderRegistry
 from backend.evaluation import Evaluation, cross_validated_head, cross_validated_multilabel_head, cross_validated_tagger
 from backend.history import span_acceptance, suggestion_acceptance
 from backend.labels import LabelSpec, UnsupportedLabelConfig, label_counts, parse_label_config, training_targets
-from backend.ls_client import LabeledTask, LabelStudioClient, PoolTask
+from backend.ls_client import LabeledTask, LabelStudioClient
 from backend.metrics import StageTimes, record_embedding_cache, record_predictions_written, record_retrain
 from backend.model_store import ModelStore, ModelVersion, PoolRanking, write_json
 from backend.phases import can_train, choose_phase
 from backend.project_lock import HeldLock, lock_for, project_lock
 from backend.project_state import save_retrain_outcome
+from backend.stopping_signal import pool_uncertainty, stopping_signal
 from backend.queueing import RESYNC, enqueue, enqueue_finetune_if_due, is_dead, pending_key, release_pending
 from backend.scoring import (
     StrategyUnavailable,
@@ -46,8 +46,7 @@ from backend.settings import ProjectSettings, ServiceSettings, SettingsError
 from backend.task_hints import clear_hints, clear_resync, pending_hints, pending_resync
 from backend.task_mirror import RefreshReport, TaskMirror, mirror_folder
 from backend.training import TextClassifier
-from strategies import NER, SINGLE_LABEL, MissingOutputsError, make_strategy
-from strategies.stopping import RoundStatistics, StoppingCriterion, round_statistics
+from strategies import NER, MissingOutputsError, make_strategy
 
 log = logging.getLogger(__name__)
 
@@ -281,8 +280,9 @@ class Retrain:
             "evaluation": evaluation.to_dict() if evaluation else None,
             # Annotated spans that could not be used, by reason (``backend.spans``): read, then aligned to tokens.
             "dropped_spans": dict(dropped_spans + (classifier.dropped if trainable and spec.task_type == NER else Counter())),
-            # The stopping signal reads single-label class distributions.
-            "stopping": self._stopping(store.latest(self.project_id), pool, proba if spec.task_type == SINGLE_LABEL else None),
+            "stopping": stopping_signal(
+                store.latest(self.project_id), ranking, pool_uncertainty(spec.task_type, proba) if trainable else None
+            ),
         }
         with stage("publish"):
             version = publish_version(store, self.project_id, classifier if trainable else None, ranking, meta)
@@ -369,27 +369,3 @@ class Retrain:
             )
         )
         return len(predictions)
-
-    def _stopping(self, previous: ModelVersion | None, pool: list[PoolTask], proba: np.ndarray | None) -> dict:
-        """Stopping signal for this version, from its pool predictions and the previous version's."""
-        history = [RoundStatistics.from_dict(row) for row in (previous.meta()["stopping"]["history"] if previous else [])]
-        if proba is not None:
-            history.append(_round_statistics(previous, pool, proba))
-        recommendation = StoppingCriterion().recommend(history)
-        return {"history": [row.to_dict() for row in history], "recommendation": recommendation.to_dict()}
-
-
-def _round_statistics(previous: ModelVersion | None, pool: list[PoolTask], proba: np.ndarray) -> RoundStatistics:
-    """Uncertainty over the whole pool; agreement over the tasks both versions predicted."""
-    whole = round_statistics(proba, None)
-    old = previous.pool() if previous is not None and previous.meta().get("trained") else None
-    if old is None:
-        return whole
-    old_by_task = dict(zip(old.task_ids.tolist(), old.predicted.tolist()))
-    common = [i for i, task in enumerate(pool) if task.id in old_by_task]
-    if not common:
-        return whole
-    agreement = round_statistics(proba[common], np.array([old_by_task[pool[i].id] for i in common]))
-    return RoundStatistics.from_dict(
-        {**agreement.to_dict(), "mean_normalized_entropy": whole.mean_normalized_entropy, "n_pool": whole.n_pool}
-    )

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from .criterion import Recommendation, StoppingCriterion
-from .statistics import RoundStatistics, agreement_kappa, round_statistics
+from .statistics import RoundStatistics, agreement_kappa, pool_statistics, round_statistics
 
-__all__ = ["Recommendation", "RoundStatistics", "StoppingCriterion", "agreement_kappa", "round_statistics"]
+__all__ = ["Recommendation", "RoundStatistics", "StoppingCriterion", "agreement_kappa", "pool_statistics", "round_statistics"]

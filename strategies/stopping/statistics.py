@@ -59,11 +59,23 @@ def round_statistics(
     proba = as_array(proba, 2, "proba")
     n_pool, n_classes = proba.shape
     current = np.argmax(proba, axis=1) if current_predictions is None else np.asarray(current_predictions)
-    if current.shape != (n_pool,):
-        raise ValueError(f"current_predictions must have shape ({n_pool},), got {current.shape}")
     # With one class there is nothing to be uncertain about; log(1) = 0 would otherwise divide by zero.
     normalized = entropy(proba) / np.log(n_classes) if n_classes > 1 else np.zeros(n_pool)
-    mean_normalized_entropy = float(normalized.mean()) if n_pool else 0.0
+    return pool_statistics(normalized, previous_predictions, current)
+
+
+def pool_statistics(
+    normalized_uncertainty: np.ndarray, previous_predictions: np.ndarray | None, current_predictions: np.ndarray
+) -> RoundStatistics:
+    """``round_statistics`` for any model: its per-item uncertainty scaled to [0, 1] (for a classifier, entropy
+    over log(n_classes)), and its predictions as comparable values (class indices, or for label sets and span
+    lists any value that is equal exactly when the predictions are), the previous version's aligned to them."""
+    uncertainty = as_array(normalized_uncertainty, 1, "normalized_uncertainty")
+    current = np.asarray(current_predictions)
+    n_pool = len(uncertainty)
+    if current.shape != (n_pool,):
+        raise ValueError(f"current_predictions must have shape ({n_pool},), got {current.shape}")
+    mean_normalized_entropy = float(uncertainty.mean()) if n_pool else 0.0
     if previous_predictions is None:
         return RoundStatistics(mean_normalized_entropy, None, None, n_pool)
     previous = np.asarray(previous_predictions)
