@@ -264,7 +264,10 @@ def render_dashboard(project_id: int, status: dict, history: list[dict], retrain
                f" — {_e(stopping.get('reason'))}</p>" if stopping else "<p>No stopping signal for this version.</p>")
             + f"{stopping_chart(history)}</section>"
         )
-    advice = strategy_advice(strategy, latest.get("label_counts"), settings.get("cold_start_phase", True) is not False)
+    advice = strategy_advice(
+        strategy, latest.get("label_counts"), settings.get("cold_start_phase", True) is not False,
+        latest.get("task_type", "single_label"),
+    )
     body.append('<section class="advice"><h2>Which strategy</h2><ul>'
                 + "".join(f"<li>{_e(line)}</li>" for line in advice) + "</ul></section>")
     body.append(f"<section><h2>Retraining</h2>{_queue_html(status.get('queue') or {})}"

@@ -1,13 +1,33 @@
 """The dashboard's strategy advice: which lines a project gets, from its strategy, settings and labels."""
 import pytest
 
-from backend.advice import CHECK, COLD_START_OFF, STRATEGY_NOTES, rare_classes, strategy_advice
+from backend.advice import (
+    CHECK,
+    CHECK_BY_TASK_TYPE,
+    COLD_START_OFF,
+    HONEST_BY_TASK_TYPE,
+    NOTES_BY_TASK_TYPE,
+    STRATEGY_NOTES,
+    rare_classes,
+    strategy_advice,
+)
 from backend.dashboard import render_dashboard
-from strategies import STRATEGY_NAMES
+from strategies import DEFAULT_STRATEGIES, STRATEGY_NAMES, strategies_for
 
 
-def test_notes_name_only_registered_strategies():
+def test_notes_name_only_registered_strategies_of_their_task_type():
     assert set(STRATEGY_NOTES) <= set(STRATEGY_NAMES)
+    for task_type, notes in NOTES_BY_TASK_TYPE.items():
+        assert set(notes) <= set(strategies_for(task_type))
+
+
+@pytest.mark.parametrize("task_type", ["multi_label", "ner"])
+def test_multi_label_and_ner_projects_get_their_own_benchmark_lines_and_no_single_label_advice(task_type):
+    default = DEFAULT_STRATEGIES[task_type]
+    lines = strategy_advice(default, {"a": 50, "b": 1}, task_type=task_type)
+    assert lines == [HONEST_BY_TASK_TYPE[task_type], NOTES_BY_TASK_TYPE[task_type][default], CHECK_BY_TASK_TYPE[task_type]]
+    assert "not benchmarked" in strategy_advice("coreset", None, task_type=task_type)[1]
+    assert COLD_START_OFF in strategy_advice(default, None, cold_start_phase=False, task_type=task_type)
 
 
 @pytest.mark.parametrize("strategy", STRATEGY_NAMES)
