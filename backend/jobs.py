@@ -241,6 +241,8 @@ class Retrain:
                 ),
             )
         log.info("project %s: embeddings: %d from the cache, %d computed", self.project_id, self.cache_hits, self.cache_misses)
+        if spec.task_type == NER:
+            log.info("project %s: token vectors: %d from the cache, %d computed", self.project_id, *classifier.token_cache_counts)
         evaluation = None
         if trainable:
             with stage("train"):
@@ -279,6 +281,7 @@ class Retrain:
             "read": read.to_dict(),
             "evaluation": evaluation.to_dict() if evaluation else None,
             # Annotated spans that could not be used, by reason (``backend.spans``): read, then aligned to tokens.
+            "token_cache": dict(zip(("hits", "misses"), classifier.token_cache_counts)) if spec.task_type == NER else None,
             "dropped_spans": dict(dropped_spans + (classifier.dropped if trainable and spec.task_type == NER else Counter())),
             "stopping": stopping_signal(
                 store.latest(self.project_id), ranking, pool_uncertainty(spec.task_type, proba) if trainable else None

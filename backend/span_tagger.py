@@ -1,8 +1,8 @@
 """The fast path for NER projects: a token tagger (``backend.token_head``) beside the project's sentence embeddings.
 
 The tagger ranks and suggests spans; the sentence embeddings (the same cached, mean-pooled vectors every
-project has) serve the strategies that read embeddings, ``cold_start`` among them. Token vectors are kept in
-memory for one job only: each retrain recomputes the pool's, which the sentence-embedding cache avoids.
+project has) serve the strategies that read embeddings, ``cold_start`` among them. Token vectors are cached
+on disk too (``backend.token_cache``), so a retrain encodes only new or changed texts.
 """
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from typing import Sequence
 import numpy as np
 
 from backend.frozen_head import FrozenEncoderClassifier
+from backend.token_cache import TokenCache
 from backend.token_head import TokenHead
 from backend.training import saved_classes
 
 
+TOKEN_CACHE_FILE = "token_vectors.sqlite"
 #: One suggested entity: start, end (Label Studio offsets, which are Python indices), label index, score, its text.
 SpanSuggestion = tuple[int, int, int, float, str]
 
@@ -32,6 +34,31 @@ class SpanTagger(FrozenEncoderClassifier):
         self.tagger = TokenHead(
             self.classes, self.model_path, settings.max_length, settings.batch_size, settings.seed, settings.device
         )
+
+    def cache_for(self, project_dir):
+        """The project's sentence-embedding cache; its token vectors' cache lies beside it."""
+        self._token_cache_path = project_dir / TOKEN_CACHE_FILE
+        return super().cache_for(project_dir)
+
+    def embed_through_cache(self, cache, task_ids, texts, progress=None, store=True, embed_misses=None):
+        """Sentence embeddings as every project has them, then the tasks' token vectors from the token cache
+        (``backend.token_cache``), encoding only the misses; returns the sentence cache's ``(hits, misses)``."""
+        counts = super().embed_through_cache(cache, task_ids, texts, progress, store, embed_misses)
+        tokens = TokenCache(self._token_cache_path, self.fingerprint)
+        try:
+            if store:
+                tokens.clear_other_fingerprints()
+            self.tagger.cache.update(tokens.lookup(task_ids, texts))
+            missing = [(task_id, text) for task_id, text in zip(task_ids, texts) if text not in self.tagger.cache]
+            self.token_cache_counts = (len(task_ids) - len(missing), len(missing))
+            if missing:
+                missing_ids, missing_texts = zip(*missing)
+                computed = self.tagger.token_embeddings(list(missing_texts))
+                if store:
+                    tokens.store(missing_ids, missing_texts, computed)
+        finally:
+            tokens.close()
+        return counts
 
     @property
     def dropped(self) -> Counter:

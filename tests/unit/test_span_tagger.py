@@ -137,3 +137,21 @@ def test_a_span_suggestion_is_accepted_only_when_the_annotator_gives_exactly_tho
     assert (acceptance["n"], acceptance["accepted"]) == (2, 1)
     assert acceptance["prequential"]["f1_micro"] == pytest.approx(2 * 3 / (3 + 4))  # 3 of 3 suggested right, 4 true
     assert span_acceptance(PoolRanking.build([1], [0.0], [1.0], None), labeled, spec) is None
+
+
+def test_token_vectors_are_cached_on_disk_so_a_retrain_encodes_only_new_or_edited_texts(tmp_path):
+    spec = parse_label_config(CONFIG)
+    settings = ProjectSettings(model_mode="head", max_length=16)
+    texts = ["Anna flew to Oslo", "Marek stayed in Lima", "Lucia met Tomas"]
+    first = head_classifier(spec, settings)
+    first.embed_through_cache(first.cache_for(tmp_path), [1, 2, 3], texts)
+    assert first.token_cache_counts == (0, 3)
+    computed = first.tagger.token_embeddings(texts)
+
+    second = head_classifier(spec, settings)  # a new job: nothing in memory
+    edited = [texts[0], "Marek stayed in Kyoto", texts[2], "Ines is new"]
+    second.embed_through_cache(second.cache_for(tmp_path), [1, 2, 3, 4], edited)
+    assert second.token_cache_counts == (2, 2)
+    cached_offsets, cached_vectors = second.tagger.cache[texts[0]]
+    np.testing.assert_array_equal(cached_offsets, computed[0][0])
+    np.testing.assert_allclose(cached_vectors, computed[0][1], atol=2e-2, rtol=1e-2)  # stored as float16
