@@ -28,6 +28,7 @@ class FineTunedTagger:
         self.labels, self.settings = tuple(labels), settings
         self.device = select_device(settings.device)
         tags = bio_tags(self.labels)
+        seed_everything(settings.seed)  # the new classification layer's initial weights follow the seed
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         self.model = AutoModelForTokenClassification.from_pretrained(
             model_path, num_labels=len(tags), id2label=dict(enumerate(tags)), label2id={tag: i for i, tag in enumerate(tags)},
