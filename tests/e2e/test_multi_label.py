@@ -100,12 +100,6 @@ def test_a_multi_label_project_is_annotated_retrained_ranked_and_its_suggestions
     served = ls.call("GET", f"/api/projects/{project_id}/next")
     assert served["id"] == min(scores, key=scores.get)
 
-    # Label Studio's own validation: the suggestions, submitted as annotations, are accepted and read back whole.
-    for task_id, result in list(suggestions.items())[:5]:
-        created = ls.call("POST", f"/api/tasks/{task_id}/annotations", json={"result": result})
-        stored = ls.call("GET", f"/api/annotations/{created['id']}")["result"]
-        assert [(r["from_name"], r["value"]["choices"]) for r in stored] == [(r["from_name"], r["value"]["choices"]) for r in result]
-
     # /predict suggests a label set for a task the version never ranked.
     response = requests.post(
         f"{stack.backend_url}/predict",
@@ -117,3 +111,9 @@ def test_a_multi_label_project_is_annotated_retrained_ranked_and_its_suggestions
     ((fresh,),) = response.json()["results"]
     assert fresh["model_version"] == version
     assert all(set(r["value"]["choices"]) <= set(LABELS) for r in fresh["result"])
+
+    # Label Studio's own validation: the suggestions, submitted as annotations, are accepted and read back whole.
+    for task_id, result in list(suggestions.items())[:5]:
+        created = ls.call("POST", f"/api/tasks/{task_id}/annotations", json={"result": result})
+        stored = ls.call("GET", f"/api/annotations/{created['id']}")["result"]
+        assert [(r["from_name"], r["value"]["choices"]) for r in stored] == [(r["from_name"], r["value"]["choices"]) for r in result]

@@ -94,14 +94,6 @@ def test_an_ner_project_is_annotated_retrained_ranked_and_its_span_suggestions_v
     assert ls.call("GET", f"/api/projects/{project_id}")["sampling"] == "Uncertainty sampling"
     assert ls.call("GET", f"/api/projects/{project_id}/next")["id"] == min(scores, key=scores.get)
 
-    # Label Studio's own validation: span suggestions, submitted as annotations, are accepted and read back whole.
-    def spans_of(result):
-        return sorted((r["value"]["start"], r["value"]["end"], r["value"]["text"], r["value"]["labels"][0]) for r in result)
-
-    for task_id, result in [item for item in suggestions.items() if item[1]][:5]:
-        created = ls.call("POST", f"/api/tasks/{task_id}/annotations", json={"result": result})
-        assert spans_of(ls.call("GET", f"/api/annotations/{created['id']}")["result"]) == spans_of(result)
-
     response = requests.post(
         f"{stack.backend_url}/predict",
         json={"project": f"{project_id}.1700000000", "label_config": CONFIG,
@@ -113,6 +105,14 @@ def test_an_ner_project_is_annotated_retrained_ranked_and_its_span_suggestions_v
     assert fresh["model_version"] == version
     assert all("🙂 Anna Novak flew to Oslo last week"[r["value"]["start"]:r["value"]["end"]] == r["value"]["text"]
                for r in fresh["result"])
+
+    # Label Studio's own validation: span suggestions, submitted as annotations, are accepted and read back whole.
+    def spans_of(result):
+        return sorted((r["value"]["start"], r["value"]["end"], r["value"]["text"], r["value"]["labels"][0]) for r in result)
+
+    for task_id, result in [item for item in suggestions.items() if item[1]][:5]:
+        created = ls.call("POST", f"/api/tasks/{task_id}/annotations", json={"result": result})
+        assert spans_of(ls.call("GET", f"/api/annotations/{created['id']}")["result"]) == spans_of(result)
 
 
 def test_the_ner_full_path_fine_tunes_a_token_classifier_and_judges_it_on_held_out_spans(stack):
@@ -135,7 +135,7 @@ def test_the_ner_full_path_fine_tunes_a_token_classifier_and_judges_it_on_held_o
         decided = full["decisions"] and full["decisions"][0]["outcome"] in ("adopted", "rejected")
         return idle and decided and status["n_labeled"] == len(to_label) and status
 
-    status = wait_for(decided_and_settled, "a token fine-tune decision and a settled fast path")
+    status = wait_for(decided_and_settled, "a token fine-tune decision and a settled fast path", timeout_s=600)
     decision = status["full_path"]["decisions"][0]
     assert decision["n_labels"] >= 10 and "entity micro-F1" in decision["reason"]
     for side in ("finetuned", "baseline"):
