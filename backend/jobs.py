@@ -284,7 +284,7 @@ class Retrain:
             "token_cache": dict(zip(("hits", "misses"), classifier.token_cache_counts)) if spec.task_type == NER else None,
             "dropped_spans": dict(dropped_spans + (classifier.dropped if trainable and spec.task_type == NER else Counter())),
             "stopping": stopping_signal(
-                store.latest(self.project_id), ranking, pool_uncertainty(spec.task_type, proba) if trainable else None
+                store.latest(self.project_id), ranking, pool_uncertainty(classifier.probability_outputs(proba)) if trainable else None
             ),
         }
         with stage("publish"):
@@ -292,7 +292,7 @@ class Retrain:
         log.info("project %s: published %s; stopping signal: %s", self.project_id, version, meta["stopping"]["recommendation"]["reason"])
         with stage("write"):
             written = self._write_back(version, ranking, spec)
-        self._record_history(version, meta, previous, labeled, spec)
+        self._record_history(version, meta, previous, labeled, spec, y)
         if self.settings.model_mode == "finetune" and trainable:
             enqueue_finetune_if_due(self.redis, self.service, self.project_id, len(labeled), self.settings.finetune_every)
         with stage("prune"):
@@ -332,7 +332,8 @@ class Retrain:
         return cross_validated_head(classifier.train_X, y, self.settings.seed, classifier.head.C)
 
     def _record_history(
-        self, version: str, meta: dict[str, Any], previous: ModelVersion | None, labeled: list[LabeledTask], spec: LabelSpec
+        self, version: str, meta: dict[str, Any], previous: ModelVersion | None, labeled: list[LabeledTask], spec: LabelSpec,
+        targets: Any,
     ) -> None:
         """The dashboard's point for this version, and the suggestion acceptance of the one it replaces."""
         stopping = meta["stopping"]
@@ -341,7 +342,7 @@ class Retrain:
             "version": version, "created_at": time.time(), "n_labeled": meta["n_labeled"], "n_pool": meta["n_pool"],
             "strategy": meta["strategy"], "phase": meta["phase"], "evaluation": meta["evaluation"], "acceptance": None,
             "task_type": meta["task_type"],
-            "label_counts": label_counts(spec, labeled),
+            "label_counts": label_counts(spec, targets),
             "stopping": {**last_round, **stopping["recommendation"]} if last_round else None,
         }
         acceptance = (

@@ -217,8 +217,8 @@ def parse_label_config(label_config: str) -> LabelSpec:
 
 def training_targets(spec: LabelSpec, labeled: Sequence) -> tuple[Any, np.ndarray, Counter]:
     """What the model trains on, what the phase rule counts (``backend.phases``) and the annotated spans that
-    could not be read (NER), for ``labeled`` tasks (with ``label`` and ``text``). Classification: class indices or label-set indicators, both. NER: each task's
-    spans, and each task's span count."""
+    could not be read (NER), for ``labeled`` tasks (with ``label`` and ``text``). Classification: class indices
+    or label-set indicators, both. NER: each task's spans, and each task's span count."""
     if spec.task_type != NER:
         y = spec.targets([task.label for task in labeled])
         return y, y, Counter()
@@ -230,13 +230,12 @@ def training_targets(spec: LabelSpec, labeled: Sequence) -> tuple[Any, np.ndarra
     return spans, np.array([len(s) for s in spans], dtype=np.int64), dropped
 
 
-def label_counts(spec: LabelSpec, labeled: Sequence) -> dict[str, int]:
-    """Labeled tasks per class of the config, unlabeled classes included (the dashboard's advice looks for rare
-    ones); a multi-label task counts for each of its labels, an NER task for each of its spans."""
+def label_counts(spec: LabelSpec, targets: Any) -> dict[str, int]:
+    """Labeled tasks per class of the config, from ``training_targets``' first value, unlabeled classes included
+    (the dashboard's advice looks for rare ones); a multi-label task counts for each of its labels, an NER task
+    for each of its spans."""
     if spec.task_type == NER:
-        spans, _, _ = training_targets(spec, labeled)
-        counts = Counter(span.label for task_spans in spans for span in task_spans)
-        return {name: counts[name] for name in spec.classes}
-    targets = spec.targets([task.label for task in labeled])
+        spans = Counter(span.label for task_spans in targets for span in task_spans)
+        return {name: spans[name] for name in spec.classes}
     counts = targets.sum(0) if spec.multiple else np.bincount(targets, minlength=len(spec.classes))
     return {name: int(count) for name, count in zip(spec.classes, counts)}

@@ -35,16 +35,12 @@ class SpanTagger(FrozenEncoderClassifier):
             self.classes, self.model_path, settings.max_length, settings.batch_size, settings.seed, settings.device
         )
 
-    def cache_for(self, project_dir):
-        """The project's sentence-embedding cache; its token vectors' cache lies beside it."""
-        self._token_cache_path = project_dir / TOKEN_CACHE_FILE
-        return super().cache_for(project_dir)
-
     def embed_through_cache(self, cache, task_ids, texts, progress=None, store=True, embed_misses=None):
         """Sentence embeddings as every project has them, then the tasks' token vectors from the token cache
-        (``backend.token_cache``), encoding only the misses; returns the sentence cache's ``(hits, misses)``."""
+        (``backend.token_cache``, beside the sentence cache in the project's folder), encoding only the misses;
+        returns the sentence cache's ``(hits, misses)``."""
         counts = super().embed_through_cache(cache, task_ids, texts, progress, store, embed_misses)
-        tokens = TokenCache(self._token_cache_path, self.fingerprint)
+        tokens = TokenCache(cache.root.parent / TOKEN_CACHE_FILE, self.fingerprint)
         try:
             if store:
                 tokens.clear_other_fingerprints()
@@ -79,7 +75,7 @@ class SpanTagger(FrozenEncoderClassifier):
     def suggestions(self, texts: Sequence[str], proba: np.ndarray) -> list[tuple[SpanSuggestion, ...]]:
         """Each text's suggested entities, from ``predict_proba``'s output for those texts, as
         ``(start, end, label index, score, span text)`` (the rows ``model_store.PoolRanking`` keeps)."""
-        decoded = self.tagger.decode(texts, proba, proba.sum(-1) > 0)
+        decoded = self.tagger.decode(texts, proba, self.probability_outputs(proba)["token_mask"])
         return [
             tuple((s.start, s.end, self.classes.index(s.label), float(s.score or 0.0), text[s.start : s.end]) for s in spans)
             for text, spans in zip(texts, decoded)

@@ -13,23 +13,22 @@ from typing import Any
 import numpy as np
 
 from backend.model_store import ModelVersion, PoolRanking
-from strategies import MULTI_LABEL, NER
 from strategies.multi_label import mean_binary_entropy
 from strategies.sequence import mean_token_entropy
 from strategies.stopping import RoundStatistics, StoppingCriterion, pool_statistics
 from strategies.uncertainty import entropy
 
 
-def pool_uncertainty(task_type: str, proba: np.ndarray) -> np.ndarray:
-    """Each pool task's uncertainty in [0, 1], from the classifier's ``predict_proba`` output."""
+def pool_uncertainty(outputs: dict[str, np.ndarray]) -> np.ndarray:
+    """Each pool task's uncertainty in [0, 1], from the classifier's ``probability_outputs``."""
+    if "label_proba" in outputs:
+        return mean_binary_entropy(outputs["label_proba"]) / np.log(2)
+    proba = outputs["token_proba"] if "token_proba" in outputs else outputs["proba"]
     n_outputs = proba.shape[-1]
     if n_outputs < 2:
         return np.zeros(len(proba))
-    if task_type == MULTI_LABEL:
-        return mean_binary_entropy(proba) / np.log(2)
-    if task_type == NER:
-        return mean_token_entropy(proba, proba.sum(-1) > 0) / np.log(n_outputs)
-    return entropy(proba) / np.log(n_outputs)
+    per_task = mean_token_entropy(proba, outputs["token_mask"]) if "token_mask" in outputs else entropy(proba)
+    return per_task / np.log(n_outputs)
 
 
 def suggestion_keys(ranking: PoolRanking) -> list[str]:

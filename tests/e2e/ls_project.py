@@ -85,6 +85,16 @@ def backend_status(stack, project_id: int) -> dict:
     return requests.get(f"{stack.backend_url}/status", params={"project": project_id}, timeout=10).json()
 
 
+def wait_for_retrain_on(stack, project_id: int, n_labeled: int, what: str) -> dict:
+    """The backend's status once a retrain that saw ``n_labeled`` labels is the version Label Studio uses."""
+    def retrained_on_every_label():
+        body = backend_status(stack, project_id)
+        project = stack.ls.call("GET", f"/api/projects/{project_id}")
+        return body.get("n_labeled") == n_labeled and project["model_version"] == body["model_version"] and body
+
+    return wait_for(retrained_on_every_label, what)
+
+
 def versions_with_predictions(stack, project_id: int) -> dict[str, int]:
     # LS also lists the backend's title (with count 0) as a version.
     counts = stack.ls.call("GET", f"/api/projects/{project_id}/model-versions")

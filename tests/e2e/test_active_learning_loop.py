@@ -13,7 +13,15 @@ import subprocess
 import pytest
 import requests
 
-from ls_project import BbcProject, all_tasks, backend_status, settled_outcome, versions_with_predictions, wait_for
+from ls_project import (
+    BbcProject,
+    all_tasks,
+    backend_status,
+    settled_outcome,
+    versions_with_predictions,
+    wait_for,
+    wait_for_retrain_on,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -38,12 +46,7 @@ def test_annotations_retrain_and_rank_the_pool(stack, extra_params):
 
     labeled_ids = {t["id"] for t in bbc.annotate(LABELS_PER_CLASS)}
 
-    def retrained_on_every_label():
-        body = backend_status(stack, project_id)
-        project = stack.ls.call("GET", f"/api/projects/{project_id}")
-        return body["n_labeled"] == len(labeled_ids) and project["model_version"] == body["model_version"] and body
-
-    status = wait_for(retrained_on_every_label, "a retrain that saw every label to become the project's version")
+    status = wait_for_retrain_on(stack, project_id, len(labeled_ids), "a retrain that saw every label to become the project's version")
     version = status["model_version"]
     assert status["n_pool"] == n_tasks - len(labeled_ids)
     # Cross-validated over every label: no second model trained only to measure the first.

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from backend.demo import bbc_news
-from ls_project import all_tasks, backend_status, wait_for
+from ls_project import all_tasks, wait_for_retrain_on
 
 pytestmark = pytest.mark.e2e
 
@@ -66,12 +66,9 @@ def test_a_multi_label_project_is_annotated_retrained_ranked_and_its_suggestions
         ls.call("POST", f"/api/tasks/{task['id']}/annotations", json={"result": choices_result(truth[task["data"]["text"]])})
     labeled_ids = {t["id"] for t in to_label}
 
-    def retrained_on_every_label():
-        body = backend_status(stack, project_id)
-        project = ls.call("GET", f"/api/projects/{project_id}")
-        return body.get("n_labeled") == len(labeled_ids) and project["model_version"] == body["model_version"] and body
-
-    status = wait_for(retrained_on_every_label, "a multi-label retrain that saw every label to become the project's version")
+    status = wait_for_retrain_on(
+        stack, project_id, len(labeled_ids), "a multi-label retrain that saw every label to become the project's version"
+    )
     version = status["model_version"]
     meta = json.loads((stack.model_dir / f"project-{project_id}" / version / "meta.json").read_text())
     # "margin", the default setting, reads single-label probabilities: the multi-label default ranks instead.

@@ -13,7 +13,7 @@ import json
 import pytest
 import requests
 
-from ls_project import all_tasks, backend_status, wait_for
+from ls_project import all_tasks, backend_status, wait_for, wait_for_retrain_on
 
 pytestmark = pytest.mark.e2e
 
@@ -59,12 +59,9 @@ def test_an_ner_project_is_annotated_retrained_ranked_and_its_span_suggestions_v
         ls.call("POST", f"/api/tasks/{task['id']}/annotations", json={"result": regions(text, truth[text])})
     labeled_ids = {t["id"] for t in to_label}
 
-    def retrained_on_every_label():
-        body = backend_status(stack, project_id)
-        project = ls.call("GET", f"/api/projects/{project_id}")
-        return body.get("n_labeled") == len(labeled_ids) and project["model_version"] == body["model_version"] and body
-
-    status = wait_for(retrained_on_every_label, "an NER retrain that saw every label to become the project's version")
+    status = wait_for_retrain_on(
+        stack, project_id, len(labeled_ids), "an NER retrain that saw every label to become the project's version"
+    )
     version = status["model_version"]
     meta = json.loads((stack.model_dir / f"project-{project_id}" / version / "meta.json").read_text())
     assert (meta["task_type"], meta["phase"], meta["strategy"]) == ("ner", "strategy", "mnlp")

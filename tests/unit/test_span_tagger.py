@@ -57,7 +57,7 @@ def test_span_labels_become_training_spans_and_unusable_regions_are_counted():
     spans, counted, dropped = training_targets(spec, [task, empty])
     assert [(s.start, s.end, s.label) for s in spans[0]] == [(0, 4, "PER"), (16, 20, "LOC")] and spans[1] == []
     assert counted.tolist() == [2, 0] and dropped == {"text_mismatch": 1, "unknown_label": 1}
-    assert label_counts(spec, [task, empty]) == {"PER": 1, "LOC": 1}
+    assert label_counts(spec, spans) == {"PER": 1, "LOC": 1}
     # A tagger trains once min_labels labels hold a span; no second class is needed.
     assert choose_phase(ProjectSettings(min_labels=2), counted, "ner")[:2] == ("strategy", "mnlp")
     assert choose_phase(ProjectSettings(min_labels=2), np.array([0, 0]), "ner")[0] == "cold_start"

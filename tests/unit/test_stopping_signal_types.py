@@ -8,12 +8,12 @@ from backend.stopping_signal import pool_uncertainty, stopping_signal, suggestio
 
 
 def test_uncertainty_is_scaled_to_one_for_each_task_type():
-    assert pool_uncertainty("single_label", np.array([[0.5, 0.5], [1.0, 0.0]])) == pytest.approx([1.0, 0.0])
-    assert pool_uncertainty("multi_label", np.array([[0.5, 0.5, 0.5], [1.0, 0.0, 0.5]])) == pytest.approx([1.0, 1 / 3])
+    assert pool_uncertainty({"proba": np.array([[0.5, 0.5], [1.0, 0.0]])}) == pytest.approx([1.0, 0.0])
+    assert pool_uncertainty({"label_proba": np.array([[0.5, 0.5, 0.5], [1.0, 0.0, 0.5]])}) == pytest.approx([1.0, 1 / 3])
     tokens = np.zeros((2, 3, 3))
     tokens[0, 1] = 1 / 3  # one real token, uniform over 3 tags; the others are special or padding
     tokens[1, 1:] = [1.0, 0.0, 0.0]
-    assert pool_uncertainty("ner", tokens) == pytest.approx([1.0, 0.0])
+    assert pool_uncertainty({"token_proba": tokens, "token_mask": tokens.sum(-1) > 0}) == pytest.approx([1.0, 0.0])
 
 
 def test_suggestions_compare_whole_and_span_scores_do_not_count():
@@ -28,12 +28,12 @@ def test_a_multi_label_version_is_compared_with_the_previous_one_on_the_tasks_bo
     store = ModelStore(tmp_path)
     thresholds = np.full(2, 0.5)
     first = PoolRanking.build([1, 2, 3], [0, 0.3, 0.6], [3, 2, 1], np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.7]]), thresholds)
-    signal = stopping_signal(None, first, pool_uncertainty("multi_label", np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.7]])))
+    signal = stopping_signal(None, first, pool_uncertainty({"label_proba": np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.7]])}))
     assert signal["history"][0]["kappa"] is None
     version = publish_version(store, 5, None, first, {"trained": True, "stopping": signal})
     proba = np.array([[0.8, 0.1], [0.9, 0.1], [0.6, 0.6]])  # task 2 changed its set; task 4 is new
     second = PoolRanking.build([1, 2, 4], [0, 0.3, 0.6], [3, 2, 1], proba, thresholds)
-    signal = stopping_signal(store.get(5, version), second, pool_uncertainty("multi_label", proba))
+    signal = stopping_signal(store.get(5, version), second, pool_uncertainty({"label_proba": proba}))
     latest = signal["history"][-1]
     assert len(signal["history"]) == 2 and latest["n_pool"] == 3
     assert latest["changed_fraction"] == pytest.approx(1 / 2)  # of tasks 1 and 2, both ranked twice
