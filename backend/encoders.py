@@ -44,6 +44,8 @@ class Decision:
     decided_at: float
     folder: str | None = None
     job_id: str | None = None
+    #: How the encoder was tuned (``finetune_method``); decisions recorded before the setting existed were ``classifier``.
+    method: str = "classifier"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -42,6 +42,7 @@ from backend.phases import can_train
 from backend.project_lock import project_lock
 from backend.queueing import FINETUNE, enqueue_retrain, is_dead, release_pending
 from backend.settings import ProjectSettings, ServiceSettings, SettingsError
+from backend.setfit_encoder import SetFitClassifier
 from backend.task_mirror import TaskMirror, mirror_folder
 from backend.token_finetune import FineTunedTagger
 from backend.token_head import TokenHead
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 
 #: Held-out labels a fine-tune is judged on at least: fewer make adoption a coin toss.
 MIN_JUDGED = 5
+SETFIT_SINGLE_LABEL = "finetune_method: setfit tunes single-label projects only; use finetune_method: classifier"
 
 
 def finetune(project_id: int) -> dict[str, Any]:
@@ -104,6 +106,29 @@ def judging_split(y: np.ndarray, settings: ProjectSettings, task_type: str = SIN
     return train, held
 
 
+def tuned_classifier(classes, multi_label: bool, settings: ProjectSettings):
+    """The classifier the full path trains, by ``settings.finetune_method``; both start from the base model."""
+    if settings.finetune_method == "setfit":
+        if multi_label:
+            raise Skip(SETFIT_SINGLE_LABEL)
+        return SetFitClassifier(classes, settings)
+    return FineTunedClassifier(classes, settings, multi_label=multi_label)
+
+
+def contest(baseline, classes, multi_label: bool, settings: ProjectSettings, texts: list[str], y: np.ndarray, progress=None):
+    """Tune a classifier (``tuned_classifier``) on all labels but the held-out ones, and evaluate it and
+    ``baseline`` (the head over the encoder in use, refit here on the same labels) on those: (tuned classifier,
+    its evaluation, the baseline's). The worker's full path and ``al-simulate``'s two-speed mode both judge with this."""
+    train, held = judging_split(y, settings)
+    train_texts, held_texts = [texts[i] for i in train], [texts[i] for i in held]
+    finetuned = tuned_classifier(classes, multi_label, settings)
+    baseline.fit(train_texts, y[train])
+    baseline_eval = holdout_evaluation(y[held], baseline.decide(baseline.predict_proba(held_texts)), len(train))
+    finetuned.fit(train_texts, y[train], progress)
+    finetuned_eval = holdout_evaluation(y[held], finetuned.decide(finetuned.predict_proba(held_texts, progress)), len(train))
+    return finetuned, finetuned_eval, baseline_eval
+
+
 class FullPath:
     def __init__(self, project_id: int, service: ServiceSettings, store: ModelStore, redis: Redis, registry: EncoderRegistry, job):
         self.project_id, self.service, self.store, self.redis = project_id, service, store, redis
@@ -125,25 +150,20 @@ class FullPath:
             in_use_path = self.registry.path_of(in_use)
         if spec.task_type == NER:
             return self._tagger(spec, settings, labeled, pool, in_use, in_use_path)
-        y = spec.targets([task.label for task in labeled])
-        train, held = judging_split(y, settings)
         texts = [task.text for task in labeled]
-        train_texts, held_texts = [texts[i] for i in train], [texts[i] for i in held]
-
         baseline = head_classifier(spec, settings, model_path=in_use_path)
         baseline.embed_through_cache(
             baseline.cache_for(self.store.project_dir(self.project_id)), [t.id for t in labeled], texts, store=False
         )
-        baseline.fit(train_texts, y[train])
-        baseline_eval = holdout_evaluation(y[held], baseline.decide(baseline.predict_proba(held_texts)), len(train))
-
-        finetuned = FineTunedClassifier(spec.classes, settings, multi_label=spec.multiple).fit(train_texts, y[train], self.progress)
-        finetuned_eval = holdout_evaluation(y[held], finetuned.decide(finetuned.predict_proba(held_texts, self.progress)), len(train))
+        y = spec.targets([task.label for task in labeled])
+        finetuned, finetuned_eval, baseline_eval = contest(baseline, spec.classes, spec.multiple, settings, texts, y, self.progress)
         return self._conclude(finetuned_eval, baseline_eval, in_use, None, finetuned.save_encoder, spec, settings, labeled, pool)
 
     def _tagger(self, spec, settings, labeled, pool, in_use, in_use_path) -> Decision:
         """NER: fine-tune the encoder as a token classifier, then judge the token head over it against the head
         over the encoder in use, both trained on the same labels: what the fast path would serve either way."""
+        if settings.finetune_method == "setfit":
+            raise Skip(SETFIT_SINGLE_LABEL)
         spans, counted, _ = training_targets(spec, labeled)
         train, held = judging_split(counted, settings, NER)
         texts = [task.text for task in labeled]
@@ -167,7 +187,10 @@ class FullPath:
         """Judge and record the fine-tune; adopt its encoder when it wins: the one ``staged`` already, or one
         ``save_encoder`` writes now (a sequence classifier saves only when adopted)."""
         outcome, reason = judge(finetuned, baseline, len(labeled), in_use.n_labels if in_use else 0)
-        decision = Decision(outcome, len(labeled), finetuned.to_dict(), baseline.to_dict(), reason, time.time(), job_id=self.job_id)
+        decision = Decision(
+            outcome, len(labeled), finetuned.to_dict(), baseline.to_dict(), reason, time.time(), job_id=self.job_id,
+            method=settings.finetune_method,
+        )
         log.info("project %s: fine-tune %s (%s)", self.project_id, outcome, reason)
         if outcome != "adopted":
             with self._locked():

@@ -119,13 +119,19 @@ def _finetune_requested_key(project_id: int) -> str:
     return f"al:project:{int(project_id)}:finetune:requested-at"
 
 
+def finetune_due(n_labels: int, requested_at: int, every: int) -> bool:
+    """The full path's schedule, for the worker and the simulation alike: due once ``every`` labels arrived
+    since the last request (``requested_at`` labels; 0 before the first, so first at ``every`` labels)."""
+    return n_labels >= requested_at + every
+
+
 def enqueue_finetune_if_due(
     redis: Redis, service: ServiceSettings, project_id: int, n_labels: int, every: int, reason: str | None = None
 ) -> Enqueued | None:
     """Queue the full path when ``every`` labels arrived since the last request (at ``every`` labels first),
     or at once when ``reason`` says why (START_TRAINING, /train)."""
     requested_at = int(redis.get(_finetune_requested_key(project_id)) or 0)
-    if reason is None and n_labels < requested_at + every:
+    if reason is None and not finetune_due(n_labels, requested_at, every):
         return None
     redis.set(_finetune_requested_key(project_id), n_labels)
     return enqueue(redis, service, project_id, reason or f"{n_labels} labels, {n_labels - requested_at} new", FINETUNE)

@@ -24,6 +24,9 @@ MODEL_MODES = ("finetune", "head")
 DEVICES = ("auto", "cpu", "cuda")
 #: ``fixed``: the head's C is 10; ``cv``: C is chosen per retrain by cross-validated log-loss (``backend.head``).
 HEAD_REGULARIZATIONS = ("fixed", "cv")
+#: How the full path tunes the encoder: ``classifier``, end to end with a classification head
+#: (``backend.finetune``); ``setfit``, contrastively on pairs of labeled texts (``backend.setfit_encoder``).
+FINETUNE_METHODS = ("classifier", "setfit")
 DEFAULT_MODEL = "bundled:all-MiniLM-L6-v2"
 
 #: Inclusive ranges of the numeric project settings. Upper bounds keep one retrain within minutes on a CPU
@@ -66,6 +69,8 @@ class ProjectSettings:
     #: ``model_mode: finetune`` only: labels between full-path fine-tunes of the encoder. Every label still
     #: gets a fast retrain (a head over the newest encoder's cached embeddings).
     finetune_every: int = 50
+    #: ``model_mode: finetune`` only: how the full path tunes the encoder, one of ``FINETUNE_METHODS``.
+    finetune_method: str = "classifier"
     #: Predictions each version writes to Label Studio: its K most informative tasks. LS serves tasks with a
     #: prediction of the current version first, lowest score first, so K only has to exceed the labels
     #: given before the next re-rank; and LS deletes a version in one transaction, which K keeps short.
@@ -82,6 +87,7 @@ class ProjectSettings:
         _one_of("model_mode", self.model_mode, MODEL_MODES)
         _one_of("device", self.device, DEVICES)
         _one_of("head_regularization", self.head_regularization, HEAD_REGULARIZATIONS)
+        _one_of("finetune_method", self.finetune_method, FINETUNE_METHODS)
         if not self.model_name.strip() or len(self.model_name) > MAX_MODEL_NAME_CHARS:
             raise SettingsError(
                 f"model_name must name a Hugging Face model or a local path of at most {MAX_MODEL_NAME_CHARS} characters"

@@ -233,12 +233,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="standard (stratified start, 210-220 labels, small-text alongside), realistic (90 labels)")
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds (default 5)")
     parser.add_argument("--strategies", default=",".join(OUR_STRATEGIES))
+    parser.add_argument("--realistic-runs", default=",".join((realistic.PLAIN, *realistic.LEVERS)),
+                        help="the realistic protocol's runs: plain (no lever) and lever names (default: all)")
+    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1),
+                        help="torch threads (default: 2); fewer leaves cores to other work, as two busy processes "
+                             "that each spin 2 threads on 2 cores slow each other several times over")
     parser.add_argument("--report-only", action="store_true",
                         help="re-render RESULTS.md and PNGs from bench/results/*.csv without rerunning")
     args = parser.parse_args(argv)
     import torch
 
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(args.threads)
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
     strategies = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
     if "random" not in strategies:
@@ -257,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                     results.append(render_dataset(name, strategies, encoder))
                 print(summary_markdown(results[-1]["summary"], name), file=sys.stderr)
             if "realistic" in protocols and not args.report_only:
-                realistic.run(name, seeds, strategies, encoder, RESULTS_DIR)
+                realistic.run(name, seeds, strategies, encoder, RESULTS_DIR, tuple(args.realistic_runs.split(",")))
     except datasets.DatasetUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -50,6 +50,10 @@ class Lever:
     title: str
     embeddings: Callable[[np.ndarray], np.ndarray] | None = None
     settings: dict = dataclasses.field(default_factory=dict)
+    #: The starts it runs from: a costly lever runs only from the default pipeline's.
+    starts: tuple[str, ...] = STARTS
+    #: The strategies it runs: the default and random, or for a costly lever the default alone.
+    strategies: tuple[str, ...] = (DEFAULT_STRATEGY, "random")
 
 
 #: Levers measured against the same runs without them; each runs the default strategy and random. A lever
@@ -58,8 +62,14 @@ LEVERS = {
     "l2": Lever("L2-normalised embeddings", embeddings=l2_normalised),
     "cv_c": Lever("the head's C chosen by cross-validated log-loss (`head_regularization: cv`)",
                   settings={"head_regularization": "cv"}),
+    "full_path": Lever("the full path (`model_mode: finetune`): the encoder fine-tuned every 50 labels and adopted "
+                       "only when it wins on held-out labels, the head refit over it every round",
+                       settings={"mode": "two_speed"}, starts=("cold_start",)),
+    "setfit_full_path": Lever("the full path with SetFit (`finetune_method: setfit`, Tunstall et al. 2022): the encoder "
+                              "tuned on contrastive pairs every 50 labels, adopted only when it wins on held-out labels",
+                              settings={"mode": "two_speed", "finetune_method": "setfit"}, starts=("cold_start",),
+                              strategies=(DEFAULT_STRATEGY,)),
 }
-LEVER_STRATEGIES = (DEFAULT_STRATEGY, "random")
 #: Levers that are strategies of their own: each is compared with the default strategy on the same runs.
 STRATEGY_LEVERS = {
     "information_density": "uncertainty weighted by density (Settles & Craven 2008)",
@@ -74,12 +84,20 @@ def rounds_path(results_dir: Path, name: str, start: str, lever: str = "") -> Pa
     return results_dir / f"{name}_realistic_{start}{'_' + lever if lever else ''}_rounds.csv"
 
 
-def run(name: str, seeds: tuple[int, ...], strategies: tuple[str, ...], encoder_holder: dict, results_dir: Path) -> None:
-    """Simulate every strategy from each start, then each lever; rounds and full-pool references go to ``results_dir``."""
+#: ``run``'s name for the runs without a lever.
+PLAIN = "plain"
+
+
+def run(name: str, seeds: tuple[int, ...], strategies: tuple[str, ...], encoder_holder: dict, results_dir: Path,
+        runs: tuple[str, ...] = (PLAIN, *LEVERS)) -> None:
+    """Simulate every strategy from each start (``PLAIN``), then each lever in ``runs``; rounds and full-pool
+    references go to ``results_dir``."""
     for start in STARTS:
-        _run_one(name, seeds, strategies, start, "", encoder_holder, results_dir)
+        if PLAIN in runs:
+            _run_one(name, seeds, strategies, start, "", encoder_holder, results_dir)
         for lever in LEVERS:
-            _run_one(name, seeds, LEVER_STRATEGIES, start, lever, encoder_holder, results_dir)
+            if lever in runs and start in LEVERS[lever].starts:
+                _run_one(name, seeds, LEVERS[lever].strategies, start, lever, encoder_holder, results_dir)
 
 
 def _run_one(name, seeds, strategies, start: str, lever: str, encoder_holder: dict, results_dir: Path) -> None:

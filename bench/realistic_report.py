@@ -254,25 +254,43 @@ def _start_table(names: list[str], results_dir: Path) -> list[str]:
     ]
 
 
+def full_path_outcomes(results_dir: Path, name: str, start: str, lever: str) -> str:
+    """How the two-speed runs' full paths ended, from the notes ``backend.simulation.runner`` leaves: e.g.
+    ``margin: adopted 4, rejected 1``."""
+    notes = json.loads(rounds_path(results_dir, name, start, lever).with_suffix(".meta.json").read_text())["notes"]
+    counts: dict[str, dict[str, int]] = {}
+    for note in notes:
+        head, _, rest = note.partition(": full path ")
+        if rest:
+            outcome = rest.split(":")[0]
+            per_strategy = counts.setdefault(head.split(" seed ")[0], {})
+            per_strategy[outcome] = per_strategy.get(outcome, 0) + 1
+    return "; ".join(f"{strategy}: " + ", ".join(f"{outcome} {n}" for outcome, n in sorted(outcomes.items()))
+                     for strategy, outcomes in counts.items())
+
+
 def _lever_tables(names: list[str], results_dir: Path) -> list[str]:
     """Per lever, dataset and start: AUC of the default strategy and of random with and without the lever."""
     lines = []
     for lever, spec in LEVERS.items():
-        rows = []
+        rows, outcomes = [], []
         for name in names:
             for start in STARTS:
                 plain, levered = load_rounds(results_dir, name, start), load_rounds(results_dir, name, start, lever)
                 if plain is None or levered is None:
                     continue
+                if spec.settings.get("mode") == "two_speed":
+                    outcomes.append(f"- {datasets.NAMES[name]}, {start} start: {full_path_outcomes(results_dir, name, start, lever)}.")
                 before = {e["strategy"]: e for e in summarize(*plain)}
                 after = {e["strategy"]: e for e in summarize(*levered)}
                 stats_before, stats_after = per_run_stats(*plain), per_run_stats(*levered)
+                with_random = "random" in after  # a costly lever runs the default strategy alone
                 rows.append(
                     f"| {datasets.NAMES[name]} | {start} | "
                     f"{before[DEFAULT_STRATEGY]['auc_mean']:.3f} → {after[DEFAULT_STRATEGY]['auc_mean']:.3f} | "
                     f"{paired_delta(stats_after, stats_before, DEFAULT_STRATEGY, DEFAULT_STRATEGY)} | "
-                    f"{before['random']['auc_mean']:.3f} → {after['random']['auc_mean']:.3f} | "
-                    f"{_delta(after[DEFAULT_STRATEGY])} |"
+                    + (f"{before['random']['auc_mean']:.3f} → {after['random']['auc_mean']:.3f} | "
+                       f"{_delta(after[DEFAULT_STRATEGY])} |" if with_random else "not run | not run |")
                 )
         if rows:
             lines += [
@@ -287,6 +305,8 @@ def _lever_tables(names: list[str], results_dir: Path) -> list[str]:
                 "|---|---|---|---|---|---|",
                 *rows,
                 "",
+                *(["Full-path decisions (each fine-tune judged on its held-out labels), per strategy over the seeds:", "", *outcomes, ""]
+                  if outcomes else []),
             ]
     return lines
 

@@ -113,7 +113,9 @@ class BagOfWords:
 def fake_model(monkeypatch):
     import backend.classifiers
 
-    monkeypatch.setattr(backend.classifiers, "build_classifier", lambda classes, settings, multi_label=False: BagOfWords(classes, settings))
+    monkeypatch.setattr(
+        backend.classifiers, "build_classifier", lambda classes, settings, multi_label=False, model_path=None: BagOfWords(classes, settings)
+    )
 
 
 def run_cli(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:

@@ -15,10 +15,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from backend.settings import HEAD_REGULARIZATIONS
+from backend.settings import FINETUNE_METHODS, HEAD_REGULARIZATIONS
 from backend.simulation.dataset import Dataset, InputError, _checked, read_dataset
 from backend.simulation.ner_dataset import SpanDataset
-from backend.simulation.protocol import INITIAL_STRATEGIES, SimulationConfig, subsample
+from backend.simulation.protocol import INITIAL_STRATEGIES, MODES, SimulationConfig, subsample
 from backend.simulation.report import write_outputs
 from backend.simulation.runner import ROUND_COLUMNS, simulate
 from backend.simulation.summary import ACCURACY, fmt_mean_std
@@ -60,8 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=10, help="labels queried per round (default: 10)")
     p.add_argument("--rounds", type=int, default=10, help="query rounds after the initial one (default: 10)")
     p.add_argument("--test-fraction", type=float, default=0.2, help="held-out test share, stratified (default: 0.2)")
-    p.add_argument("--mode", default="head", choices=("head", "finetune"),
-                   help="model mode (default: head; NER: head only, a token head over the frozen encoder)")
+    p.add_argument("--mode", default="head", choices=MODES,
+                   help="head: a head over the frozen encoder (default); two_speed: that head every round plus the "
+                        "full path every --finetune-every labels, adopted only when it wins on held-out labels, as the "
+                        "worker's model_mode finetune does; finetune: the encoder fine-tuned every round (slow). "
+                        "NER: head only, a token head over the frozen encoder")
+    p.add_argument("--finetune-every", type=int, default=50,
+                   help="two_speed mode: labels between full-path fine-tunes (default: 50, as the worker)")
+    p.add_argument("--finetune-method", default="classifier", choices=FINETUNE_METHODS,
+                   help="two_speed mode: how the full path tunes the encoder: end to end with a classification head "
+                        "(default), or SetFit's contrastive pairs (needs the setfit extra)")
     p.add_argument("--head-regularization", default="fixed", choices=HEAD_REGULARIZATIONS,
                    help="the head's C: fixed at 10, or chosen by cross-validation each round (default: fixed)")
     p.add_argument("--model", default="", help="Hugging Face model path (default: the bundled all-MiniLM-L6-v2)")
@@ -108,7 +116,7 @@ def config_from_args(args: argparse.Namespace, task_type: str = "single_label") 
     for option, value, least in (
         ("--initial", args.initial, 2), ("--batch-size", args.batch_size, 1), ("--rounds", args.rounds, 0),
         ("--max-length", args.max_length, 1), ("--epochs", args.epochs, 1), ("--train-batch-size", args.train_batch_size, 1),
-        ("--committee-size", args.committee_size, 1),
+        ("--committee-size", args.committee_size, 1), ("--finetune-every", args.finetune_every, 1),
     ):
         if value < least:
             raise InputError(f"{option} must be at least {least}, got {value}")
@@ -123,7 +131,8 @@ def config_from_args(args: argparse.Namespace, task_type: str = "single_label") 
         test_fraction=args.test_fraction, mode=args.mode, model=args.model, max_length=args.max_length,
         epochs=args.epochs, learning_rate=args.learning_rate, train_batch_size=args.train_batch_size,
         committee_size=args.committee_size, pool_limit=args.pool_limit, initial_strategy=args.initial_strategy,
-        device=args.device, head_regularization=args.head_regularization,
+        device=args.device, head_regularization=args.head_regularization, finetune_every=args.finetune_every,
+        finetune_method=args.finetune_method,
     )
 
 

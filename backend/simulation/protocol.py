@@ -13,6 +13,12 @@ from backend.simulation.dataset import InputError
 #: least once (a protocol that flatters: no real project starts that way).
 INITIAL_STRATEGIES = ("random", "cold_start", "stratified")
 
+#: How the model trains each round. ``head``: a head over the frozen encoder (the worker's ``model_mode: head``);
+#: ``two_speed``: the same head every round, plus the full path every ``finetune_every`` labels, adopted only
+#: when it wins on held-out labels (the worker's ``model_mode: finetune``, ``backend.simulation.two_speed``);
+#: ``finetune``: the encoder fine-tuned end to end every round (no worker does that: an upper bound, and slow).
+MODES = ("head", "two_speed", "finetune")
+
 
 @dataclass(frozen=True)
 class SimulationConfig:
@@ -33,6 +39,8 @@ class SimulationConfig:
     initial_strategy: str = "random"
     device: str = "auto"
     head_regularization: str = "fixed"
+    finetune_every: int = 50
+    finetune_method: str = "classifier"
 
     def project_settings(self, strategy: str, seed: int):
         from backend.settings import DEFAULT_MODEL, ProjectSettings
@@ -40,7 +48,7 @@ class SimulationConfig:
         return ProjectSettings(
             strategy=strategy,
             model_name=self.model or DEFAULT_MODEL,
-            model_mode=self.mode,
+            model_mode="finetune" if self.mode == "finetune" else "head",
             epochs=self.epochs,
             batch_size=self.train_batch_size,
             learning_rate=self.learning_rate,
@@ -50,6 +58,8 @@ class SimulationConfig:
             seed=seed,
             device=self.device,
             head_regularization=self.head_regularization,
+            finetune_every=self.finetune_every,
+            finetune_method=self.finetune_method,
         )
 
 

@@ -9,6 +9,7 @@ from typing import Any, Callable
 import numpy as np
 
 from backend.simulation.dataset import Dataset
+from backend.simulation.two_speed import FullPathRun
 from backend.simulation.protocol import (
     SimulationConfig,
     initial_indices,
@@ -43,8 +44,8 @@ class SimulationResult:
 class Simulator:
     """Runs the rounds; ``make_classifier(settings)`` builds the worker's classifier.
 
-    In head mode one frozen-encoder classifier is shared by every run (its embedding cache makes each
-    refit cost only the logistic head); in finetune mode every fit starts from a fresh model.
+    In head and two_speed modes one frozen-encoder classifier is shared by every run (its embedding cache makes
+    each refit cost only the logistic head); in finetune mode every fit starts from a fresh model.
     """
 
     def __init__(self, data: Dataset, config: SimulationConfig, make_classifier: ClassifierFactory | None = None):
@@ -57,10 +58,10 @@ class Simulator:
         self._shared = None
         self.notes: list[str] = []
 
-    # One classifier per round in finetune mode, one for everything in head mode.
+    # One classifier per round in finetune mode, one for everything in head and two_speed modes.
     def classifier(self, strategy: str, seed: int):
         settings = self.config.project_settings(strategy, seed)
-        if self.config.mode != "head":
+        if self.config.mode == "finetune":
             return self._build(settings)
         if self._shared is None:
             self._shared = self._build(settings)
@@ -68,8 +69,8 @@ class Simulator:
         return self._shared
 
     def warm_up(self, progress=None) -> float:
-        """Head mode: encode every text once up front, so train/query times measure the AL loop only."""
-        if self.config.mode != "head":
+        """Head modes: encode every text once up front, so train/query times measure the AL loop only."""
+        if self.config.mode == "finetune":
             return 0.0
         started = time.perf_counter()
         self.classifier(self.config.strategies[0], self.config.seeds[0]).embed(self.data.texts, progress)
@@ -94,6 +95,7 @@ class Simulator:
         task_type = MULTI_LABEL if self.data.multi_label else SINGLE_LABEL
         pool, test = make_split(y, cfg.test_fraction, seed)
         test_texts = [texts[i] for i in test]
+        full_path = FullPathRun(list(self.data.classes), self.data.multi_label, cfg.finetune_every)
 
         def play(round_index: int, labeled: np.ndarray, unlabeled: np.ndarray):
             started = time.perf_counter()
@@ -102,6 +104,13 @@ class Simulator:
             # As in the worker: until min_labels labels in two classes exist, no model trains and the
             # cold-start phase ranks the pool (only a non-stratified initial set can start there).
             phase, round_strategy, _ = choose_phase(classifier.settings, y[labeled], task_type)
+            decision = None
+            if cfg.mode == "two_speed" and phase != "cold_start":
+                decision = full_path.run_if_due(classifier, labeled_texts, y[labeled], texts)
+                classifier = full_path.head(classifier)
+                if decision:
+                    self.notes.append(f"{strategy_name} seed {seed}, {len(labeled)} labels: full path {decision['outcome']}: "
+                                      f"{decision['reason']}")
             if phase == "cold_start":
                 predicted = no_model_guess(y[labeled], len(test))
             else:
@@ -171,7 +180,7 @@ def simulate(
     total = len(config.strategies) * len(config.seeds) * (config.rounds + 1) + len(config.seeds)
     result = SimulationResult()
     with tqdm(total=total, desc="simulate", unit="fit", disable=not progress, file=sys.stderr, dynamic_ncols=True) as bar:
-        if config.mode == "head":
+        if config.mode != "finetune":
             bar.set_postfix_str("encoding texts")
             simulator.warm_up()
         for seed in config.seeds:

@@ -97,11 +97,14 @@ def test_annotations_retrain_and_rank_the_pool(stack, extra_params):
     assert versions["versions"][0] == version
 
 
-def test_the_full_path_fine_tunes_beside_the_fast_path_and_no_older_version_is_ever_activated(stack):
-    """Every label gets a fast retrain; the 10th also queues a fine-tune on al-finetune, judged on held-out labels.
-    Watching LS's project version all along: its sequence number never goes down."""
-    params = {"strategy": "margin", "model_mode": "finetune", "finetune_every": 10, "eval_fraction": 0.5}
-    bbc = BbcProject.create(stack, "e2e two speeds", PER_CLASS, params)
+@pytest.mark.parametrize("method", ["classifier", "setfit"])
+def test_the_full_path_fine_tunes_beside_the_fast_path_and_no_older_version_is_ever_activated(stack, method):
+    """Every label gets a fast retrain; the 10th also queues a fine-tune on al-finetune (end to end, or SetFit's
+    contrastive pairs), judged on held-out labels. Watching LS's project version all along: its sequence number
+    never goes down."""
+    params = {"strategy": "margin", "model_mode": "finetune", "finetune_every": 10, "eval_fraction": 0.5,
+              "finetune_method": method}
+    bbc = BbcProject.create(stack, f"e2e two speeds {method}", PER_CLASS, params)
     labeled = bbc.annotate(LABELS_PER_CLASS)
     seen: list[int] = []
 
