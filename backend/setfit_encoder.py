@@ -30,7 +30,9 @@ def require_setfit() -> None:
     """A clear error where the extra is missing, before any work is done."""
     try:
         import setfit  # noqa: F401
-    except ImportError:
+    except ModuleNotFoundError as missing:
+        if missing.name != "setfit":
+            raise  # installed but broken (a dependency missing or shadowed): say which, not "not installed"
         raise SettingsError(
             "finetune_method: setfit needs the setfit package: pip install 'ls-active-learning[setfit]'"
         ) from None

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import datasets  # noqa: E402  (bench/datasets.py)
+import corpora  # noqa: E402  (bench/corpora.py)
 
 #: Pool subsample size (None = all) and encoder max_length per dataset.
 CONFIG = {
@@ -29,7 +29,7 @@ SUBSAMPLE_SEED = 0
 
 def cache_path(name: str) -> Path:
     cfg = CONFIG[name]
-    return datasets.CACHE / f"emb-{name}-n{cfg['limit'] or 'all'}-L{cfg['max_length']}.npz"
+    return corpora.CACHE / f"emb-{name}-n{cfg['limit'] or 'all'}-L{cfg['max_length']}.npz"
 
 
 def stratified_subsample(labels: list[str], limit: int | None, seed: int) -> np.ndarray:
@@ -51,7 +51,7 @@ def build(name: str) -> Path:
     from backend.frozen_head import FrozenEncoderClassifier
     from backend.settings import ProjectSettings
 
-    texts, labels = datasets.load(name)
+    texts, labels = corpora.load(name)
     keep = stratified_subsample(labels, CONFIG[name]["limit"], SUBSAMPLE_SEED)
     texts = [texts[i] for i in keep]
     labels = [labels[i] for i in keep]

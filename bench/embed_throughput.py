@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.datasets import load  # noqa: E402
+from bench.corpora import load  # noqa: E402
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-import datasets  # noqa: E402
+import corpora  # noqa: E402
 
 ARGS = [
     "--mode", "finetune", "--pool-limit", "250", "--max-length", "64", "--epochs", "3", "--learning-rate", "1e-4",
@@ -28,14 +28,14 @@ ARGS = [
 
 
 def main() -> int:
-    texts, labels = datasets.load_bbc()
-    data = datasets.CACHE / "bbc_full.csv"
+    texts, labels = corpora.load_bbc()
+    data = corpora.CACHE / "bbc_full.csv"
     data.parent.mkdir(parents=True, exist_ok=True)
     with data.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["text", "label"])
         writer.writerows(zip(texts, labels))
-    out = datasets.CACHE / "finetune_cpu"
+    out = corpora.CACHE / "finetune_cpu"
     command = [sys.executable, "-m", "backend.simulation", str(data), *ARGS, "--out", str(out)]
     started = time.perf_counter()
     proc = subprocess.run(command, cwd=BENCH.parent, env={**os.environ, "HF_HUB_OFFLINE": "1"})

@@ -2,7 +2,7 @@
 same 400 BBC texts, one run per seed (a run writes its tables only at its end, so a per-seed run keeps what
 finished), then both modes' rounds merged and summarised with the simulation's own ``summarize``.
 
-    # bench/.cache/bbc_full.csv as bench/finetune_cpu.py writes it (text,label of datasets.load_bbc())
+    # bench/.cache/bbc_full.csv as bench/finetune_cpu.py writes it (text,label of corpora.load_bbc())
     ARGS="--pool-limit 400 --max-length 128 --epochs 3 --learning-rate 1e-4 --train-batch-size 8 --initial 10
           --initial-strategy random --batch-size 10 --rounds 8 --strategies margin,random --device cpu"
     for s in 0 1; do

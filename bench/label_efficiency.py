@@ -28,7 +28,7 @@ REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO))
 
-import datasets  # noqa: E402
+import corpora  # noqa: E402
 import realistic  # noqa: E402
 import realistic_report  # noqa: E402
 from simulation_inputs import TEST_FRACTION, classifier_factory, dataset_and_config  # noqa: E402
@@ -59,9 +59,9 @@ def run_dataset(name: str, seeds: tuple[int, ...], strategies: tuple[str, ...], 
 
     # Identical inputs for small-text: embeddings in dataset order, and per seed the split and initial set
     # computed by the very functions the simulation used.
-    splits_path = write_splits(datasets.CACHE / f"{name}.splits.npz", cache["embeddings"], data.y, len(data.classes),
+    splits_path = write_splits(corpora.CACHE / f"{name}.splits.npz", cache["embeddings"], data.y, len(data.classes),
                                config, Simulator(data, config).initial_positions)
-    smalltext_rows, smalltext_error, smalltext_seconds = run_smalltext(splits_path, datasets.CACHE / f"{name}.smalltext.jsonl")
+    smalltext_rows, smalltext_error, smalltext_seconds = run_smalltext(splits_path, corpora.CACHE / f"{name}.smalltext.jsonl")
     all_rows = result.rows + smalltext_rows
 
     RESULTS_DIR.mkdir(exist_ok=True)
@@ -85,7 +85,7 @@ def render_dataset(name: str, strategies: tuple[str, ...], encoder_holder: dict)
         simulator = Simulator(data, config, classifier_factory(data, cache, encoder_holder))
         reference = {seed: simulator.reference_accuracy(seed) for seed in seeds}
     png = BENCH / f"learning_curve_{name}.png"
-    plot_learning_curves(rows, png, f"{datasets.NAMES[name]}: frozen MiniLM + logistic head", reference)
+    plot_learning_curves(rows, png, f"{corpora.NAMES[name]}: frozen MiniLM + logistic head", reference)
     pool, test = make_split(data.y, config.test_fraction, seeds[0])
     return {
         "name": name, "data": data, "config": config, "summary": summarize(rows, reference), "reference": reference,
@@ -187,7 +187,7 @@ def write_results(results: list[dict], realistic_names: list[str], seeds, total_
         c, d = r["config"], r["data"]
         counts = {cl: d.labels.count(cl) for cl in d.classes}
         lines.append(
-            f"| {datasets.NAMES[r['name']]} | {len(d.texts)} | {', '.join(f'{k} {v}' for k, v in counts.items())} | "
+            f"| {corpora.NAMES[r['name']]} | {len(d.texts)} | {', '.join(f'{k} {v}' for k, v in counts.items())} | "
             f"{r['n_pool']} / {r['n_test']} | {c.max_length} | {c.initial} | {c.batch_size} | {c.rounds} | "
             f"{c.initial + c.batch_size * c.rounds} ({(c.initial + c.batch_size * c.rounds) / r['n_pool']:.1%} of pool) | "
             f"{r['embed_seconds']:.0f} s |"
@@ -202,7 +202,7 @@ def write_results(results: list[dict], realistic_names: list[str], seeds, total_
         "",
     ]
     for r in results:
-        lines.append(summary_markdown(r["summary"], datasets.NAMES[r["name"]]).replace("## ", "### ", 1))
+        lines.append(summary_markdown(r["summary"], corpora.NAMES[r["name"]]).replace("## ", "### ", 1))
         lines.append(f"![{r['name']} learning curves]({r['png']})")
         lines.append("")
         lines.append(
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(summary_markdown(results[-1]["summary"], name), file=sys.stderr)
             if "realistic" in protocols and not args.report_only:
                 realistic.run(name, seeds, strategies, encoder, RESULTS_DIR, tuple(args.realistic_runs.split(",")))
-    except datasets.DatasetUnavailable as exc:
+    except corpora.DatasetUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     path = write_results(results, names, seeds, None if args.report_only else time.perf_counter() - started,

@@ -5,7 +5,7 @@
 
 A real Label Studio (PostgreSQL), Redis (127.0.0.1:6379, db 11), the backend under gunicorn and one RQ worker
 serving all of this run's queues (retrain, score, finetune; names unique to the run), as ``bench/warm_path.py``. Per pool size, a project is connected with ``model_mode: head``,
-``max_length: 64``, ``top_k: 500``. Pools up to the 12,808 Rotten Tomatoes snippets (``bench/datasets.py``) are
+``max_length: 64``, ``top_k: 500``. Pools up to the 12,808 Rotten Tomatoes snippets (``bench/corpora.py``) are
 real snippets; larger pools are synthetic: the first half of one snippet joined to the second half of another
 (seeded numpy RNG), labeled like the first. Columns of the table written to ``--out``:
 
@@ -54,7 +54,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from backend.settings import PROJECT_RANGES  # noqa: E402
 from bench.bench_stack import start_bench_stack  # noqa: E402
-from bench.datasets import load  # noqa: E402
+from bench.corpora import load  # noqa: E402
 from bench.warm_path import Project  # noqa: E402
 
 TOP_K = 500

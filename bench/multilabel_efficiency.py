@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from datasets import CACHE, load_bbc  # noqa: E402
+from corpora import CACHE, load_bbc  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "multilabel"

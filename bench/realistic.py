@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import datasets  # noqa: E402
+import corpora  # noqa: E402
 from simulation_inputs import classifier_factory, dataset_and_config  # noqa: E402
 from smalltext_compare import run_smalltext, write_splits  # noqa: E402
 
@@ -111,7 +111,7 @@ def _run_one(name, seeds, strategies, start: str, lever: str, encoder_holder: di
     result = simulate(data, config, make_classifier=make_classifier, progress=True)
     rows, smalltext_error = result.rows, None
     if not lever:
-        splits = write_splits(datasets.CACHE / f"{name}.realistic_{start}.splits.npz", cache["embeddings"], data.y,
+        splits = write_splits(corpora.CACHE / f"{name}.realistic_{start}.splits.npz", cache["embeddings"], data.y,
                               len(data.classes), config, Simulator(data, config, make_classifier).initial_positions)
         smalltext_rows, smalltext_error, _ = run_smalltext(splits, splits.with_suffix(".smalltext.jsonl"))
         rows = rows + smalltext_rows

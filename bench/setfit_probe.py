@@ -111,7 +111,7 @@ def prepare(names: list[str], seeds: list[int]) -> None:
 
 def worker(names: list[str], seeds: list[int], model_path: str, deadline: float, cells: str = "",
            threads: int = 2) -> None:
-    # The script's folder (bench/) must not shadow Hugging Face ``datasets`` with bench/datasets.py.
+    # The script's folder (bench/) must not shadow installed packages with its own plainly named modules.
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
     import numpy as np
     import torch

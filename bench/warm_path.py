@@ -3,7 +3,7 @@
     .venv/bin/python bench/warm_path.py --sizes 1000,10000 [--out bench/warm_path.md]
 
 A real Label Studio 1.23.2 (PostgreSQL), Redis, the backend under gunicorn and one RQ worker, on this
-machine. For each pool size, a project of Rotten Tomatoes snippets (``bench/datasets.py``) is connected with
+machine. For each pool size, a project of Rotten Tomatoes snippets (``bench/corpora.py``) is connected with
 ``model_mode: head``; the connect-time cold-start ranking embeds the pool once (the cold path). Then, per
 label: the time from the annotation POST until ``project.model_version`` is a new version that saw it.
 
@@ -34,7 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from backend.demo import LabelStudioAPI  # noqa: E402
 from backend.processes import wait_until  # noqa: E402
 from bench.bench_stack import start_bench_stack  # noqa: E402
-from bench.datasets import load  # noqa: E402
+from bench.corpora import load  # noqa: E402
 
 TOP_K = 500
 

@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from datasets import DatasetUnavailable, _package_dir  # noqa: E402
+from corpora import DatasetUnavailable, _package_dir  # noqa: E402
 
 from backend.simulation.ner_dataset import SpanDataset, conll_dataset  # noqa: E402
 

@@ -351,7 +351,7 @@ def import_bench(monkeypatch, name: str):
     loaded = set(sys.modules)
     try:
         return __import__(name)
-    finally:  # bench/ names its modules plainly (datasets, realistic): leave none behind for other tests
+    finally:  # bench/ names its modules plainly (corpora, realistic): leave none behind for other tests
         for module in set(sys.modules) - loaded:
             if str(getattr(sys.modules[module], "__file__", "")).startswith(str(REPO / "bench")):
                 del sys.modules[module]
