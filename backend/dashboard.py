@@ -266,7 +266,8 @@ def render_dashboard(project_id: int, status: dict, history: list[dict], retrain
         )
     advice = strategy_advice(
         strategy, latest.get("label_counts"), settings.get("cold_start_phase", True) is not False,
-        latest.get("task_type", "single_label"),
+        latest.get("task_type", "single_label"), settings.get("model_mode", "finetune"),
+        settings.get("finetune_method", "classifier"),
     )
     body.append('<section class="advice"><h2>Which strategy</h2><ul>'
                 + "".join(f"<li>{_e(line)}</li>" for line in advice) + "</ul></section>")

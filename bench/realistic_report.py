@@ -297,6 +297,7 @@ def _lever_tables(names: list[str], results_dir: Path) -> list[str]:
                     f"| {corpora.NAMES[name]} | {start} | "
                     f"{before[DEFAULT_STRATEGY]['auc_mean']:.3f} → {after[DEFAULT_STRATEGY]['auc_mean']:.3f} | "
                     f"{paired_delta(stats_after, stats_before, DEFAULT_STRATEGY, DEFAULT_STRATEGY)} | "
+                    f"{before[DEFAULT_STRATEGY]['final_accuracy_mean']:.3f} → {after[DEFAULT_STRATEGY]['final_accuracy_mean']:.3f} | "
                     + (f"{before['random']['auc_mean']:.3f} → {after['random']['auc_mean']:.3f} | "
                        f"{_delta(after[DEFAULT_STRATEGY])} |" if with_random else "not run | not run |")
                 )
@@ -309,8 +310,9 @@ def _lever_tables(names: list[str], results_dir: Path) -> list[str]:
                 "against random, both with the lever.",
                 "",
                 f"| dataset | start | {DEFAULT_STRATEGY} AUC | lever's effect on {DEFAULT_STRATEGY}, pp, 95% CI | "
+                f"{DEFAULT_STRATEGY} accuracy at {BUDGET['initial'] + BUDGET['batch_size'] * BUDGET['rounds']} labels | "
                 f"random AUC | {DEFAULT_STRATEGY} Δ AUC vs random pp with the lever, 95% CI |",
-                "|---|---|---|---|---|---|",
+                "|---|---|---|---|---|---|---|",
                 *rows,
                 "",
                 *(["Full-path decisions (each fine-tune judged on its held-out labels), per strategy over the seeds:", "", *outcomes, ""]

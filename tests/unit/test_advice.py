@@ -1,10 +1,13 @@
 """The dashboard's strategy advice: which lines a project gets, from its strategy, settings and labels."""
+import html
+
 import pytest
 
 from backend.advice import (
     CHECK,
     CHECK_BY_TASK_TYPE,
     COLD_START_OFF,
+    FULL_PATH_NOTES,
     HONEST_BY_TASK_TYPE,
     NOTES_BY_TASK_TYPE,
     STRATEGY_NOTES,
@@ -57,3 +60,20 @@ def test_the_dashboard_shows_the_advice_for_the_project_escaped():
     page = render_dashboard(3, status, history, [])
     assert STRATEGY_NOTES["coreset"] in page and COLD_START_OFF in page
     assert "&lt;b&gt;x&lt;/b&gt; holds under 10%" in page and "<b>x</b>" not in page
+
+
+@pytest.mark.parametrize(("model_mode", "method", "note"), [
+    ("head", "classifier", "head"), ("head", "setfit", "head"),
+    ("finetune", "classifier", "classifier"), ("finetune", "setfit", "setfit"),
+])
+def test_single_label_projects_hear_what_their_full_path_measured(model_mode, method, note):
+    lines = strategy_advice("margin", None, model_mode=model_mode, finetune_method=method)
+    assert lines[2] == FULL_PATH_NOTES[note]
+    assert not any(FULL_PATH_NOTES[other] in lines for other in FULL_PATH_NOTES if other != note)
+    assert not set(FULL_PATH_NOTES.values()) & set(strategy_advice("mnlp", None, task_type="ner", model_mode=model_mode))
+
+
+def test_the_dashboard_shows_the_full_path_note_of_the_projects_settings():
+    status = {"settings": {"strategy": "margin", "model_mode": "finetune", "finetune_method": "setfit"}}
+    page = render_dashboard(3, status, [{"version": "v1", "n_labeled": 40, "label_counts": {"a": 20, "b": 20}}], [])
+    assert html.escape(FULL_PATH_NOTES["setfit"]) in page and html.escape(FULL_PATH_NOTES["classifier"]) not in page
