@@ -9,7 +9,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from backend.full_path import MIN_JUDGED
+from backend.full_path import MIN_JUDGED, contest, judge
 from backend.queueing import finetune_due
 from backend.settings import ProjectSettings
 from backend.simulation.cli import build_parser, config_from_args
@@ -69,6 +69,10 @@ def test_an_adopted_fine_tune_becomes_the_encoder_the_head_embeds_with(data):
     # The easy classes leave both sides perfect on the held-out labels, and ties go to the fine-tune.
     assert decision["outcome"] == "adopted", decision
     assert decision["finetuned_accuracy"] == decision["baseline_accuracy"] == 1.0
+    # The worker's full path decides with the same two functions on the same labels: the same verdict.
+    _, finetuned_eval, baseline_eval = contest(FrozenEncoderClassifier(data.classes, settings), list(data.classes), False,
+                                               settings, texts, y)
+    assert judge(finetuned_eval, baseline_eval, len(y), 0) == (decision["outcome"], decision["reason"])
     adopted = run.head(base)
     assert adopted is not base and adopted.model_path != base.model_path
     assert not np.allclose(adopted.embed(texts[:3]), base.embed(texts[:3]), atol=1e-3)
