@@ -287,6 +287,11 @@ def _lever_tables(names: list[str], results_dir: Path) -> list[str]:
                 plain, levered = load_rounds(results_dir, name, start), load_rounds(results_dir, name, start, lever)
                 if plain is None or levered is None:
                     continue
+                # A costly lever may run fewer seeds: compare it with the same seeds without it.
+                seeds = {int(row["seed"]) for row in levered[0]}
+                fewer = len(seeds) < len(plain[1])
+                plain = ([row for row in plain[0] if int(row["seed"]) in seeds],
+                         {seed: accuracy for seed, accuracy in plain[1].items() if seed in seeds})
                 if spec.settings.get("mode") == "two_speed":
                     outcomes.append(f"- {corpora.NAMES[name]}, {start} start: {full_path_outcomes(results_dir, name, start, lever)}.")
                 before = {e["strategy"]: e for e in summarize(*plain)}
@@ -294,7 +299,7 @@ def _lever_tables(names: list[str], results_dir: Path) -> list[str]:
                 stats_before, stats_after = per_run_stats(*plain), per_run_stats(*levered)
                 with_random = "random" in after  # a costly lever runs the default strategy alone
                 rows.append(
-                    f"| {corpora.NAMES[name]} | {start} | "
+                    f"| {corpora.NAMES[name]} | {start}{f' ({len(seeds)} seeds)' if fewer else ''} | "
                     f"{before[DEFAULT_STRATEGY]['auc_mean']:.3f} → {after[DEFAULT_STRATEGY]['auc_mean']:.3f} | "
                     f"{paired_delta(stats_after, stats_before, DEFAULT_STRATEGY, DEFAULT_STRATEGY)} | "
                     f"{before[DEFAULT_STRATEGY]['final_accuracy_mean']:.3f} → {after[DEFAULT_STRATEGY]['final_accuracy_mean']:.3f}, "
