@@ -78,9 +78,20 @@ NOTES_BY_TASK_TYPE = {
 #: What the realistic protocol measured for the full path on single-label projects, by what a project runs:
 #: ``model_mode: head``, or ``model_mode: finetune`` with each ``finetune_method``.
 FULL_PATH_NOTES = {
-    "head": "HEAD_NOTE",
-    "classifier": "CLASSIFIER_NOTE",
-    "setfit": "SETFIT_NOTE",
+    "head": "model_mode: head never tunes the encoder. With model_mode: finetune (the default) the full path tunes "
+            "it every finetune_every labels and uses it only when it beats the head on held-out labels: on BBC News "
+            "that raised margin's accuracy at 90 labels from 0.954 to 0.963, and it lowered the mean accuracy over "
+            "the first 90 labels on no benchmark set.",
+    "classifier": "The full path fine-tunes the encoder every finetune_every labels and uses it only when it beats "
+                  "the head on held-out labels: on BBC News it raised margin's accuracy at 90 labels from 0.954 to "
+                  "0.963; on short reviews it was mostly rejected, at no cost. For short, hard texts such as reviews, "
+                  "finetune_method: setfit did better: +4.1 points of accuracy at 90 labels on Rotten Tomatoes "
+                  "(interval +0.2 to +8.0).",
+    "setfit": "SetFit tunes the encoder on contrastive pairs of your labels every finetune_every labels, used only "
+              "when it beats the head on held-out labels: +4.1 points of accuracy at 90 labels on Rotten Tomatoes "
+              "reviews (interval +0.2 to +8.0), +2.6 on a 3-class review set. On BBC News articles it did not help, "
+              "and a fit there takes about 25 minutes on one CPU core: keep it for short texts, or give the full "
+              "path a GPU.",
 }
 NOT_BENCHMARKED = "{strategy} was not benchmarked under the realistic protocol; compare it with the default on your data."
 COLD_START_OFF = ("The cold-start phase is off. Choosing the first labels by the cold-start ranking was the largest "
