@@ -298,8 +298,9 @@ def _lever_tables(names: list[str], results_dir: Path) -> list[str]:
                 after = {e["strategy"]: e for e in summarize(*levered)}
                 stats_before, stats_after = per_run_stats(*plain), per_run_stats(*levered)
                 with_random = "random" in after  # a costly lever runs the default strategy alone
+                seed_count = (f" ({len(seeds)} seeds)" if len(seeds) > 1 else " (1 seed)") if fewer else ""
                 rows.append(
-                    f"| {corpora.NAMES[name]} | {start}{f' ({len(seeds)} seed{"s" if len(seeds) > 1 else ""})' if fewer else ''} | "
+                    f"| {corpora.NAMES[name]} | {start}{seed_count} | "
                     f"{before[DEFAULT_STRATEGY]['auc_mean']:.3f} → {after[DEFAULT_STRATEGY]['auc_mean']:.3f} | "
                     f"{paired_delta(stats_after, stats_before, DEFAULT_STRATEGY, DEFAULT_STRATEGY)} | "
                     f"{before[DEFAULT_STRATEGY]['final_accuracy_mean']:.3f} → {after[DEFAULT_STRATEGY]['final_accuracy_mean']:.3f}, "
