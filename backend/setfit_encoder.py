@@ -27,7 +27,7 @@ NUM_EPOCHS = 1
 
 
 def require_setfit() -> None:
-    """A clear error where the extra is missing, before any work is done."""
+    """A clear error where the extra is missing, before any training starts."""
     try:
         import setfit  # noqa: F401
     except ModuleNotFoundError as missing:

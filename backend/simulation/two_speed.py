@@ -22,7 +22,7 @@ from backend.queueing import finetune_due
 
 @dataclass
 class FullPathRun:
-    """One simulated project's full path: when it last ran, the encoder it adopted, and every decision."""
+    """One simulated project's full path: when it last ran, and the encoder it adopted."""
 
     classes: list[str]
     multi_label: bool
@@ -30,8 +30,7 @@ class FullPathRun:
     requested_at: int = 0
     adopted: object | None = None  # the head classifier over the adopted encoder; None: the base encoder
     adopted_labels: int = 0
-    decisions: list[dict] = field(default_factory=list)
-    _folders: list[tempfile.TemporaryDirectory] = field(default_factory=list)
+    _folder: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
 
     def head(self, base):
         """The fast path's classifier this round: the head over the adopted encoder, else ``base``."""
@@ -56,15 +55,14 @@ class FullPathRun:
                         "finetuned_accuracy": finetuned_eval.accuracy, "baseline_accuracy": baseline_eval.accuracy}
             if outcome == "adopted":
                 self._adopt(finetuned, in_use.settings, len(y), every_text, progress)
-        self.decisions.append(decision)
         return decision
 
     def _adopt(self, finetuned, settings, n_labels: int, every_text: list[str], progress) -> None:
         from backend.classifiers import build_classifier
 
+        # The encoder loads lazily, so its folder lives as long as it is the one in use; the one it replaces goes.
         folder = tempfile.TemporaryDirectory(prefix="al-simulate-encoder-")
-        self._folders.append(folder)  # the encoder loads lazily, so its folder lives as long as the run
         finetuned.save_encoder(folder.name)
         adopted = build_classifier(self.classes, settings, self.multi_label, model_path=folder.name)
         adopted.embed(every_text, progress)
-        self.adopted, self.adopted_labels = adopted, n_labels
+        self.adopted, self.adopted_labels, self._folder = adopted, n_labels, folder
