@@ -3,6 +3,9 @@
     bash bench/setup.sh                                  # datasets + small-text venv (once)
     HF_HUB_OFFLINE=1 python bench/label_efficiency.py    # [--datasets bbc,rotten,spam] [--seeds 5]
 
+The realistic protocol saves every run after each seed; ``--resume`` continues a stopped run on the seeds it
+lacks (a long CPU run of the SetFit lever takes hours).
+
 What it does, per dataset:
 1. Embeds the texts once with the backend's frozen encoder (``bench/embed_cache.py``, cached in bench/.cache).
 2. Runs ``backend.simulation`` (the worker's classifier and strategy code) in "head" mode for every strategy
@@ -238,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1),
                         help="torch threads (default: 2); fewer leaves cores to other work, as two busy processes "
                              "that each spin 2 threads on 2 cores slow each other several times over")
+    parser.add_argument("--resume", action="store_true",
+                        help="realistic protocol: keep the seeds a run's CSV already holds (refused if they were run on "
+                             "other embeddings) and run only the missing ones")
     parser.add_argument("--report-only", action="store_true",
                         help="re-render RESULTS.md and PNGs from bench/results/*.csv without rerunning")
     args = parser.parse_args(argv)
@@ -262,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
                     results.append(render_dataset(name, strategies, encoder))
                 print(summary_markdown(results[-1]["summary"], name), file=sys.stderr)
             if "realistic" in protocols and not args.report_only:
-                realistic.run(name, seeds, strategies, encoder, RESULTS_DIR, tuple(args.realistic_runs.split(",")))
+                realistic.run(name, seeds, strategies, encoder, RESULTS_DIR, tuple(args.realistic_runs.split(",")),
+                              resume=args.resume)
     except corpora.DatasetUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

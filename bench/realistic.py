@@ -14,6 +14,7 @@ lever, each against the same runs without it. ``realistic_report`` renders the t
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -89,34 +90,63 @@ PLAIN = "plain"
 
 
 def run(name: str, seeds: tuple[int, ...], strategies: tuple[str, ...], encoder_holder: dict, results_dir: Path,
-        runs: tuple[str, ...] = (PLAIN, *LEVERS)) -> None:
+        runs: tuple[str, ...] = (PLAIN, *LEVERS), resume: bool = False) -> None:
     """Simulate every strategy from each start (``PLAIN``), then each lever in ``runs``; rounds and full-pool
-    references go to ``results_dir``."""
+    references go to ``results_dir`` after every seed, so a stopped run loses at most the seed under way.
+    With ``resume``, seeds a run already holds (on the same embeddings) are kept and only the others run."""
     for start in STARTS:
         if PLAIN in runs:
-            _run_one(name, seeds, strategies, start, "", encoder_holder, results_dir)
+            _run_one(name, seeds, strategies, start, "", encoder_holder, results_dir, resume)
         for lever in LEVERS:
             if lever in runs and start in LEVERS[lever].starts:
-                _run_one(name, seeds, LEVERS[lever].strategies, start, lever, encoder_holder, results_dir)
+                _run_one(name, seeds, LEVERS[lever].strategies, start, lever, encoder_holder, results_dir, resume)
 
 
-def _run_one(name, seeds, strategies, start: str, lever: str, encoder_holder: dict, results_dir: Path) -> None:
+def embeddings_fingerprint(embeddings: np.ndarray) -> str:
+    """Which vectors a run saw: seeds run on other vectors do not pair, so ``--resume`` refuses to mix them."""
+    return hashlib.sha1(np.ascontiguousarray(embeddings, dtype=np.float32).tobytes()).hexdigest()[:16]
+
+
+def _run_one(name, seeds, strategies, start: str, lever: str, encoder_holder: dict, results_dir: Path,
+             resume: bool) -> None:
     cache, data, config = dataset_and_config(name, seeds, strategies, {**BUDGET, "initial_strategy": start})
+    fingerprint = embeddings_fingerprint(cache["embeddings"])
     if lever and LEVERS[lever].embeddings:
         cache = {**cache, "embeddings": LEVERS[lever].embeddings(cache["embeddings"])}
     if lever:
         config = dataclasses.replace(config, **LEVERS[lever].settings)
-    print(f"[{name}] realistic protocol, {start} start{', lever ' + lever if lever else ''}", file=sys.stderr, flush=True)
+    done = _resumable(results_dir, name, start, lever, fingerprint) if resume else None
+    rows, reference, meta = done or ([], {}, {"notes": [], "smalltext_error": None})
+    meta["embeddings"] = fingerprint
     make_classifier = classifier_factory(data, cache, encoder_holder)
-    result = simulate(data, config, make_classifier=make_classifier, progress=True)
-    rows, smalltext_error = result.rows, None
-    if not lever:
-        splits = write_splits(corpora.CACHE / f"{name}.realistic_{start}.splits.npz", cache["embeddings"], data.y,
-                              len(data.classes), config, Simulator(data, config, make_classifier).initial_positions)
-        smalltext_rows, smalltext_error, _ = run_smalltext(splits, splits.with_suffix(".smalltext.jsonl"))
-        rows = rows + smalltext_rows
-    save_rounds(results_dir, name, start, lever, rows, result.reference,
-                {"notes": result.notes, "smalltext_error": smalltext_error})
+    for seed in (seed for seed in seeds if seed not in reference):
+        print(f"[{name}] realistic protocol, {start} start{', lever ' + lever if lever else ''}, seed {seed}",
+              file=sys.stderr, flush=True)
+        one_seed = dataclasses.replace(config, seeds=(seed,))
+        result = simulate(data, one_seed, make_classifier=make_classifier, progress=True)
+        rows, notes = rows + result.rows, result.notes
+        reference.update(result.reference)
+        if not lever:
+            splits = write_splits(corpora.CACHE / f"{name}.realistic_{start}.seed{seed}.splits.npz",
+                                  cache["embeddings"], data.y, len(data.classes), one_seed,
+                                  Simulator(data, one_seed, make_classifier).initial_positions)
+            smalltext_rows, smalltext_error, _ = run_smalltext(splits, splits.with_suffix(".smalltext.jsonl"))
+            rows, meta["smalltext_error"] = rows + smalltext_rows, meta["smalltext_error"] or smalltext_error
+        meta["notes"] = meta["notes"] + notes
+        save_rounds(results_dir, name, start, lever, rows, reference, meta)
+
+
+def _resumable(results_dir: Path, name: str, start: str, lever: str, fingerprint: str):
+    """The rows, references and meta a run already holds, or None if it has not run; refuses other embeddings."""
+    path = rounds_path(results_dir, name, start, lever)
+    if not path.exists():
+        return None
+    meta = json.loads(path.with_suffix(".meta.json").read_text())
+    reference = {int(seed): accuracy for seed, accuracy in meta.pop("reference").items()}
+    if meta.get("embeddings") != fingerprint:
+        raise SystemExit(f"{path.name} was run on other embeddings ({meta.get('embeddings') or 'no fingerprint'}, "
+                         f"these are {fingerprint}): its seeds would not pair with new ones; rerun without --resume")
+    return read_rounds(path), reference, meta
 
 
 def save_rounds(results_dir: Path, name: str, start: str, lever: str, rows: list[dict], reference: dict[int, float],

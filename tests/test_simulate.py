@@ -404,6 +404,41 @@ def test_a_saved_run_loads_back_with_its_reference(realistic, tmp_path):
     assert realistic.load_rounds(tmp_path / "results", "bbc", "cold_start", "finetune") is None
 
 
+def test_a_resumed_run_keeps_its_seeds_runs_only_the_missing_ones_and_refuses_other_embeddings(
+        realistic, fake_model, monkeypatch, tmp_path):
+    """A SetFit lever takes hours on a CPU: every seed is saved as it ends, and --resume adds only the seeds a
+    run lacks, exactly as a run of all seeds would have produced them."""
+    rows = tiny_rows(60)
+    data = Dataset([r["text"] for r in rows], [r["label"] for r in rows], sorted(WORDS))
+    embeddings = {"embeddings": np.arange(12, dtype=np.float32).reshape(4, 3)}
+
+    def tiny_inputs(name, seeds, strategies, loop):
+        config = SimulationConfig(strategies=strategies, seeds=seeds, initial=5, batch_size=5, rounds=2,
+                                  initial_strategy=loop["initial_strategy"])
+        return dict(embeddings), data, config
+
+    monkeypatch.setattr(realistic, "dataset_and_config", tiny_inputs)
+    monkeypatch.setattr(realistic, "classifier_factory", lambda data, cache, holder: None)
+
+    def run(results, seeds, resume):
+        realistic.run("tiny", seeds, ("margin", "random"), {}, results, ("cv_c",), resume=resume)
+        saved, reference = realistic.load_rounds(results, "tiny", "random", "cv_c")
+        return [{k: v for k, v in r.items() if not k.endswith("seconds")} for r in saved], reference
+
+    partial, _ = run(tmp_path / "resumed", (0, 2), resume=False)
+    resumed, reference = run(tmp_path / "resumed", (0, 1, 2), resume=True)
+    complete, _ = run(tmp_path / "complete", (0, 1, 2), resume=False)
+    assert sorted(reference) == [0, 1, 2]
+    assert resumed[:len(partial)] == partial  # the seeds it held are kept as they were, not rerun
+    assert {r["seed"] for r in resumed[len(partial):]} == {1}
+    by_key = lambda table: sorted(table, key=lambda r: (r["seed"], r["strategy"], r["round"]))
+    assert by_key(resumed) == by_key(complete)
+
+    embeddings["embeddings"] = embeddings["embeddings"] + 1
+    with pytest.raises(SystemExit, match="other embeddings"):
+        run(tmp_path / "resumed", (0, 1, 2, 3), resume=True)
+
+
 def test_paired_deltas_are_per_seed_differences_with_a_student_t_interval(realistic_report):
     first = {("margin", 0): {"auc": 0.80}, ("margin", 1): {"auc": 0.70}, ("margin", 2): {"auc": 0.75}}
     second = {("random", 0): {"auc": 0.78}, ("random", 1): {"auc": 0.66}, ("random", 3): {"auc": 0.10}}
