@@ -447,6 +447,16 @@ def test_paired_deltas_are_per_seed_differences_with_a_student_t_interval(realis
     assert realistic_report.paired_delta(first, second, "margin", "entropy") == "not run"
 
 
+def test_a_full_paths_cost_is_the_median_over_seeds_of_the_default_strategys_longest_round(realistic_report):
+    rows = [{"strategy": strategy, "seed": seed, "train_seconds": seconds} for strategy, seed, seconds in (
+        ("margin", 0, 0.1), ("margin", 0, 900.0), ("margin", 0, 0.2),  # seed 0 fine-tuned in its second round
+        ("margin", 1, 300.0), ("margin", 1, 0.1),
+        ("margin", 2, 0.3), ("margin", 2, 60.0),
+        ("random", 0, 5000.0),  # another strategy's rounds do not count
+    )]
+    assert realistic_report.fine_tune_seconds(rows) == "the round that fine-tuned trained for 300 s (median over seeds)"
+
+
 def test_simulation_is_reproducible_and_never_requeries(fake_model):
     rows = tiny_rows(60)
     data = Dataset([r["text"] for r in rows], [r["label"] for r in rows], sorted(WORDS))
