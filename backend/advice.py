@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
+from backend.settings import ProjectSettings
+
 #: A class holding less than this share of the labels counts as rare.
 RARE_SHARE = 0.10
 #: Below this many labels, class shares say little about the pool.
@@ -103,7 +105,7 @@ RARE = ("{classes} {verb} under {share:.0%} of your labels. balanced_margin give
 
 def strategy_advice(
     strategy: str, label_counts: Mapping[str, int] | None, cold_start_phase: bool = True, task_type: str = "single_label",
-    model_mode: str = "finetune", finetune_method: str = "classifier",
+    model_mode: str = ProjectSettings.model_mode, finetune_method: str = ProjectSettings.finetune_method,
 ) -> list[str]:
     """Lines for a project of ``task_type`` running ``strategy`` (and, single-label, the full path its
     ``model_mode`` and ``finetune_method`` give it) whose labels so far count ``label_counts`` per class."""

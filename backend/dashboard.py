@@ -18,6 +18,7 @@ from html import escape
 from typing import Any, Iterable, Sequence
 
 from backend.advice import strategy_advice
+from backend.settings import ProjectSettings
 
 REFRESH_SECONDS = 10
 #: The header the route should send: the page needs its inline style and its data: icon, nothing else.
@@ -265,9 +266,10 @@ def render_dashboard(project_id: int, status: dict, history: list[dict], retrain
             + f"{stopping_chart(history)}</section>"
         )
     advice = strategy_advice(
-        strategy, latest.get("label_counts"), settings.get("cold_start_phase", True) is not False,
-        latest.get("task_type", "single_label"), settings.get("model_mode", "finetune"),
-        settings.get("finetune_method", "classifier"),
+        strategy, latest.get("label_counts"),
+        settings.get("cold_start_phase", ProjectSettings.cold_start_phase) is not False,
+        latest.get("task_type", "single_label"), settings.get("model_mode", ProjectSettings.model_mode),
+        settings.get("finetune_method", ProjectSettings.finetune_method),
     )
     body.append('<section class="advice"><h2>Which strategy</h2><ul>'
                 + "".join(f"<li>{_e(line)}</li>" for line in advice) + "</ul></section>")

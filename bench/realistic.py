@@ -124,7 +124,7 @@ def _run_one(name, seeds, strategies, start: str, lever: str, encoder_holder: di
               file=sys.stderr, flush=True)
         one_seed = dataclasses.replace(config, seeds=(seed,))
         result = simulate(data, one_seed, make_classifier=make_classifier, progress=True)
-        rows, notes = rows + result.rows, result.notes
+        rows = rows + result.rows
         reference.update(result.reference)
         if not lever:
             splits = write_splits(corpora.CACHE / f"{name}.realistic_{start}.seed{seed}.splits.npz",
@@ -132,7 +132,7 @@ def _run_one(name, seeds, strategies, start: str, lever: str, encoder_holder: di
                                   Simulator(data, one_seed, make_classifier).initial_positions)
             smalltext_rows, smalltext_error, _ = run_smalltext(splits, splits.with_suffix(".smalltext.jsonl"))
             rows, meta["smalltext_error"] = rows + smalltext_rows, meta["smalltext_error"] or smalltext_error
-        meta["notes"] = meta["notes"] + notes
+        meta["notes"] = meta["notes"] + result.notes
         save_rounds(results_dir, name, start, lever, rows, reference, meta)
 
 
