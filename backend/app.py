@@ -3,7 +3,7 @@
 It never trains and never calls Label Studio. ``/webhook`` and ``/train`` only enqueue; ``/predict`` serves
 the version Label Studio was switched to; ``/setup`` validates the project's settings and records them.
 
-Every route but ``/health`` lives under the secret path segment (``backend.url_secret``): Label Studio is
+Every route but ``/health`` lives under the secret path segment (``backend.labelstudio.url_secret``): Label Studio is
 connected to ``http://host:9090/<secret>`` and appends ``/setup``, ``/predict`` and ``/webhook`` to it. A
 request without the secret gets 404 before its body is read. Basic auth, when configured, guards every
 route but ``/health`` and ``/webhook`` (Label Studio sends webhooks without credentials).
@@ -22,19 +22,19 @@ from rq import Queue
 from rq.job import Job
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from backend.dashboard import CONTENT_SECURITY_POLICY, render_dashboard
-from backend.encoders import EncoderRegistry
-from backend.labels import UnsupportedLabelConfig, parse_label_config
-from backend.ls_client import UNCERTAINTY_SAMPLING
-from backend.metrics import metrics_response, record_webhook
-from backend.model_store import ModelStore
-from backend.predictor import Predictor
-from backend.project_state import SetupRecord, load_retrain_outcomes, parse_project_id
-from backend.queueing import FINETUNE, RESYNC, RETRAIN, JobKind, enqueue, enqueue_retrain, pending_key
-from backend.settings import ProjectSettings, ServiceSettings, SettingsError
-from backend.task_hints import add_hints, hinted_task_ids, request_resync
-from backend.task_mirror import TaskMirror, mirror_folder
-from backend.url_secret import resolve_url_secret
+from backend.web.dashboard import CONTENT_SECURITY_POLICY, render_dashboard
+from backend.store.encoder_registry import EncoderRegistry
+from backend.core.labels import UnsupportedLabelConfig, parse_label_config
+from backend.labelstudio.client import UNCERTAINTY_SAMPLING
+from backend.core.metrics import metrics_response, record_webhook
+from backend.store.model_store import ModelStore
+from backend.web.predictor import Predictor
+from backend.store.setup_record import SetupRecord, load_retrain_outcomes, parse_project_id
+from backend.jobs.queueing import FINETUNE, RESYNC, RETRAIN, JobKind, enqueue, enqueue_retrain, pending_key
+from backend.core.settings import ProjectSettings, ServiceSettings, SettingsError
+from backend.jobs.task_hints import add_hints, hinted_task_ids, request_resync
+from backend.labelstudio.task_mirror import TaskMirror, mirror_folder
+from backend.labelstudio.url_secret import resolve_url_secret
 from strategies import STRATEGY_NAMES
 
 log = logging.getLogger(__name__)
@@ -204,7 +204,7 @@ def create_app(service: ServiceSettings | None = None, redis: Redis | None = Non
     def train():
         """Older LS versions POST /train with all annotations; like the webhook, it is only a trigger.
 
-        It is also how an owner asks for a full re-read of the project's tasks (``backend.task_mirror``)."""
+        It is also how an owner asks for a full re-read of the project's tasks (``backend.labelstudio.task_mirror``)."""
         project_id = _project_id(_json_body())
         if not connected(project_id):
             raise NotConnectedHere(f"/train for project {project_id}, which never connected this backend (no /setup from it)")
@@ -285,7 +285,7 @@ def create_app(service: ServiceSettings | None = None, redis: Redis | None = Non
     @routes.get("/metrics")
     @protected
     def metrics():
-        """Prometheus scrape: the counts every process left in Redis (``backend.metrics``)."""
+        """Prometheus scrape: the counts every process left in Redis (``backend.core.metrics``)."""
         body, content_type = metrics_response(redis, [service.queue_name])
         return body, 200, {"Content-Type": content_type}
 

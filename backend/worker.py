@@ -18,11 +18,11 @@ from rq import Worker
 
 # Imported here, before RQ forks a work horse per job, so each job inherits torch and transformers
 # already loaded instead of paying seconds of imports on every retrain.
-import backend.chunked_embedding  # noqa: F401
-import backend.full_path  # noqa: F401
-import backend.jobs  # noqa: F401
-import backend.resync  # noqa: F401
-from backend.settings import ServiceSettings
+import backend.jobs.chunked_embedding  # noqa: F401
+import backend.jobs.full_path  # noqa: F401
+import backend.jobs.retrain  # noqa: F401
+import backend.jobs.resync  # noqa: F401
+from backend.core.settings import ServiceSettings
 
 
 def main(queues: list[str]) -> None:

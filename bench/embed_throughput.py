@@ -6,11 +6,11 @@ Both embed the same texts with the bundled MiniLM and mean pooling, in this one 
 - baseline: ``transformers.pipeline("feature-extraction")`` over the texts, one text per forward pass (its
   default; with ``batch_size`` > 1 it returns padded token rows, and their mean is no longer the text's
   embedding), then mean pooling of each text's token vectors;
-- ours: ``backend.encoder.Encoder.map_batches`` (tokenize once, length-sorted buckets, dynamic padding,
+- ours: ``backend.models.encoder.Encoder.map_batches`` (tokenize once, length-sorted buckets, dynamic padding,
   ``torch.inference_mode``).
 It checks that both give the same vectors (cosine > 0.999), then prints texts/s and the ratio; the ratio is
 what bench/RESULTS.md records, not the absolute seconds (machines are noisy). Where the backend infers in
-bf16 (``backend.devices.inference_precision``), it also runs the same encoder in float32 and prints that ratio.
+bf16 (``backend.models.devices.inference_precision``), it also runs the same encoder in float32 and prints that ratio.
 
 It also prints the encoder's achieved TFLOP/s (from the model's shape: 2 FLOPs per weight per token, plus
 attention) and, on CUDA, that as a fraction of the bf16 matmul peak measured on the same GPU a moment
@@ -42,9 +42,9 @@ def main() -> None:
     import torch
     from transformers import AutoModel, AutoTokenizer, pipeline
 
-    from backend.devices import inference_precision, select_device
-    from backend.encoder import Encoder, mean_pool, resolve_model_path
-    from backend.settings import DEFAULT_MODEL
+    from backend.models.devices import inference_precision, select_device
+    from backend.models.encoder import Encoder, mean_pool, resolve_model_path
+    from backend.core.settings import DEFAULT_MODEL
 
     texts = load(args.dataset)[0][: args.n]
     path = resolve_model_path(DEFAULT_MODEL)

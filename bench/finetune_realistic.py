@@ -1,7 +1,7 @@
 """The fine-tuned path as a label-efficiency lever (issue 11), under the realistic protocol of ``realistic.py``.
 
 Every round fine-tunes the encoder end to end on the labels so far (``model_mode: finetune``, the worker's
-``backend.finetune`` classifier with its default epochs, learning rate and batch size) instead of fitting a head
+``backend.models.finetuned_classifier`` classifier with its default epochs, learning rate and batch size) instead of fitting a head
 over frozen embeddings, then ranks with the same strategy code. Its rounds go to
 ``bench/results/<name>_realistic_<start>_finetune_rounds.csv``, which ``realistic_report.render`` sets against the
 frozen head's runs of the same seeds. The full-pool reference of each seed is a model fine-tuned on the whole

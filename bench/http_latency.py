@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from backend.classifiers import build_classifier
-from backend.jobs import publish_version
-from backend.model_store import ModelStore, PoolRanking
-from backend.processes import free_port
-from backend.scoring import ls_scores
-from backend.settings import ProjectSettings
-from backend.stack import start_backend
+from backend.models.families import build_classifier
+from backend.jobs.retrain import publish_version
+from backend.store.model_store import ModelStore, PoolRanking
+from backend.ops.processes import free_port
+from backend.learning.scoring import ls_scores
+from backend.core.settings import ProjectSettings
+from backend.ops.stack import start_backend
 from strategies.uncertainty import margin
 
 CONFIG = """<View><Text name="text" value="$text"/><Choices name="topic" toName="text" choice="single">

@@ -172,8 +172,8 @@ def write_results(results: list[dict], realistic_names: list[str], seeds, total_
         "## Settings",
         "",
         "- Model: the bundled all-MiniLM-L6-v2 in **frozen-encoder (\"head\") mode**: mean-pooled embeddings + "
-        "`LogisticRegression(max_iter=2000, C=10.0)`, i.e. `backend.frozen_head.FrozenEncoderClassifier`. "
-        "Every round refits the head with the worker's code and ranks the pool with `backend.scoring.collect_outputs` "
+        "`LogisticRegression(max_iter=2000, C=10.0)`, i.e. `backend.models.frozen_classifier.FrozenEncoderClassifier`. "
+        "Every round refits the head with the worker's code and ranks the pool with `backend.learning.scoring.collect_outputs` "
         "and the registered strategy (`backend/simulation/runner.py`).",
         f"- Seeds: {', '.join(map(str, seeds))}. Per seed: a stratified {TEST_FRACTION:.0%} test split and a stratified-random "
         "initial set (every class at least once), shared by every strategy and by small-text.",

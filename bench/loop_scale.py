@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from backend.settings import PROJECT_RANGES  # noqa: E402
+from backend.core.settings import PROJECT_RANGES  # noqa: E402
 from bench.bench_stack import start_bench_stack  # noqa: E402
 from bench.corpora import load  # noqa: E402
 from bench.warm_path import Project  # noqa: E402
@@ -275,7 +275,7 @@ def measure_full_path(stack: dict, texts: list[str], labels: list[str], timeout_
     if not project.status().get("connected"):
         return f"skipped: LS kept the connection, but the backend recorded no /setup (finetune_every={FINETUNE_EVERY} refused?)"
     project.wait(lambda: project.version().startswith("al-p"), "the connect-time ranking", timeout_s)
-    # 10 labels, half held out: a fine-tune is judged on at least 5 (backend.full_path.MIN_JUDGED).
+    # 10 labels, half held out: a fine-tune is judged on at least 5 (backend.jobs.full_path.MIN_JUDGED).
     for _ in range(FULL_PATH_LABELS):
         project.label_next()
     status = project.settle(FULL_PATH_LABELS, "the first model", timeout_s)

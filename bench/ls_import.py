@@ -1,5 +1,5 @@
 """What one version's write-back costs Label Studio as projects grow, with and without LS's memory-efficient
-prediction import (the feature flag ``backend.stack.LABEL_STUDIO_FAST_PREDICTION_IMPORT`` turns on).
+prediction import (the feature flag ``backend.ops.stack.LABEL_STUDIO_FAST_PREDICTION_IMPORT`` turns on).
 
 Two Label Studio servers share one fresh PostgreSQL database: one started with the flag, one without. Both
 write into the same projects, alternately, so each ratio compares the two imports on the same tasks and
@@ -25,10 +25,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend.demo import LabelStudioAPI  # noqa: E402
-from backend.ls_database import LabelStudioDatabase, drop_postgres_database  # noqa: E402
-from backend.processes import free_port  # noqa: E402
-from backend.stack import LabelStudioAccount, start_label_studio  # noqa: E402
+from backend.ops.demo import LabelStudioAPI  # noqa: E402
+from backend.ops.ls_database import LabelStudioDatabase, drop_postgres_database  # noqa: E402
+from backend.ops.processes import free_port  # noqa: E402
+from backend.ops.stack import LabelStudioAccount, start_label_studio  # noqa: E402
 
 CLASSES = ["negative", "positive"]
 IMPORT_BATCH = 5000

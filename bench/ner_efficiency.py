@@ -1,6 +1,6 @@
 """Label efficiency of NER active learning on WNUT-16: sequence strategies against random, realistic protocol.
 
-The NER fast path (``backend.token_head.TokenHead``: a per-token logistic regression over the frozen bundled
+The NER fast path (``backend.models.token_head.TokenHead``: a per-token logistic regression over the frozen bundled
 encoder's token embeddings) is refit every round on the tweets labeled so far; the pool is ranked with
 ``strategies.make_strategy(name).query(ModelOutputs(token_proba=..., token_mask=...))``. The rounds are
 ``al-simulate``'s (``backend.simulation.ner.NerSimulator``); this script adds the WNUT-16 data, the optional
@@ -9,7 +9,7 @@ pool subsample, and its own write-up.
 Protocol (the realistic protocol's layout, ``bench/realistic.py``): per seed a fixed split holds out 20% of
 the tweets as the test set (stratified on "has an entity"); 10 initial tweets drawn uniformly at random
 from the pool, the same for every strategy; then 8 rounds of 10. After each round, entity-level micro F1
-on the test set (``backend.entity_metrics``, exact boundaries and type). AUC: area under entity F1 against
+on the test set (``backend.learning.entity_metrics``, exact boundaries and type). AUC: area under entity F1 against
 labels (10..90, rescaled to [0, 1]); Δ AUC paired per seed against random, 95% Student-t interval over
 seeds. The ceiling: the same head fit on the whole pool.
 
@@ -40,7 +40,7 @@ from backend.simulation.ner import ENTITY_F1, NerSimulator  # noqa: E402
 from backend.simulation.protocol import SimulationConfig  # noqa: E402
 from backend.simulation.summary import fmt_interval  # noqa: E402
 from backend.simulation.summary import summarize as summarize_rounds  # noqa: E402
-from backend.token_head import DEFAULT_TOKEN_C, TokenHead  # noqa: E402
+from backend.models.token_head import DEFAULT_TOKEN_C, TokenHead  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 STRATEGIES = ("random", "mnlp", "mean_token_entropy", "max_token_entropy")
@@ -98,13 +98,13 @@ def render(result: dict) -> str:
         f"{meta['n_texts']} tweets, {meta['n_entities']} entities of {len(meta['labels'])} types. Per seed, "
         f"{meta['n_test']} tweets ({TEST_FRACTION:.0%}) are held out as the test set, stratified on \"has an entity\"; "
         f"the pool is the other {meta['n_pool']}" + (f", subsampled to {meta['pool_limit']}" if meta["pool_limit"] else "") + ".",
-        f"- Model: the NER fast path, `backend.token_head.TokenHead`: the bundled MiniLM-L6's last hidden state per "
+        f"- Model: the NER fast path, `backend.models.token_head.TokenHead`: the bundled MiniLM-L6's last hidden state per "
         f"token (frozen, max_length {MAX_LENGTH}: no tweet is truncated), a multinomial logistic regression over "
         f"{len(meta['tags'])} BIO tags (C = {meta['C']}), refit every round; spans decoded BIO as seqeval does.",
         f"- Protocol (the realistic protocol of `bench/realistic.py`): {BUDGET['initial']} initial tweets drawn uniformly "
         f"at random (the same for every strategy), then {BUDGET['rounds']} rounds of {BUDGET['batch_size']}: {budget} "
         f"labels; seeds {', '.join(map(str, meta['seeds']))}. Entity-level micro F1 on the test set after every round "
-        "(`backend.entity_metrics`, seqeval: exact boundaries and type). AUC: area under F1 against labels "
+        "(`backend.learning.entity_metrics`, seqeval: exact boundaries and type). AUC: area under F1 against labels "
         f"({BUDGET['initial']}..{budget}, rescaled to [0, 1]). Δ AUC is paired per seed against random, with a 95% "
         "Student-t interval over seeds. The ceiling: the same head fit on the whole pool.",
         "",

@@ -2,15 +2,15 @@
 
 At fixed label budgets (tweets drawn uniformly at random from the pool), three taggers are trained on the same
 labeled tweets and scored on the same test set with entity-level micro precision / recall / F1
-(``backend.entity_metrics``, seqeval: exact boundaries and type):
+(``backend.learning.entity_metrics``, seqeval: exact boundaries and type):
 
-(a) ``base_head``: ``backend.token_head.TokenHead`` over the bundled encoder: the fast path as served before any
+(a) ``base_head``: ``backend.models.token_head.TokenHead`` over the bundled encoder: the fast path as served before any
     fine-tune (a multinomial logistic regression per token over the frozen last hidden state).
-(b) ``finetuned_argmax``: ``backend.token_finetune.FineTunedTagger`` (``AutoModelForTokenClassification``
+(b) ``finetuned_argmax``: ``backend.models.finetuned_tagger.FineTunedTagger`` (``AutoModelForTokenClassification``
     fine-tuned end to end on BIO tags) predicting itself: the most probable tag per token, decoded by
-    ``backend.spans.tags_to_spans`` as the token head decodes.
+    ``backend.core.spans.tags_to_spans`` as the token head decodes.
 (c) ``finetuned_head``: ``TokenHead`` over the fine-tuned encoder (``FineTunedTagger.save_encoder``): what the
-    worker serves once it adopts the fine-tune (``backend.full_path.FullPath._tagger`` judges exactly this).
+    worker serves once it adopts the fine-tune (``backend.jobs.full_path.FullPath._tagger`` judges exactly this).
 
 Fine-tuning uses the settings a ``model_mode: finetune`` project gets by default (``ProjectSettings()``: 3 epochs,
 batch 16, learning rate 5e-5, max_length 128), seeded per seed; ``--extra-lr`` adds (b) and (c) once more at
@@ -46,13 +46,13 @@ from ner_efficiency import MAX_LENGTH  # noqa: E402
 from simulation_inputs import TEST_FRACTION  # noqa: E402
 from wnut16 import load_wnut16  # noqa: E402
 
-from backend.entity_metrics import entity_scores  # noqa: E402
-from backend.settings import ProjectSettings  # noqa: E402
+from backend.learning.entity_metrics import entity_scores  # noqa: E402
+from backend.core.settings import ProjectSettings  # noqa: E402
 from backend.simulation.ner import NerSimulator  # noqa: E402
 from backend.simulation.protocol import SimulationConfig, uniform_initial_indices  # noqa: E402
 from backend.simulation.summary import fmt_interval, paired_interval  # noqa: E402
-from backend.spans import tags_to_spans  # noqa: E402
-from backend.token_head import DEFAULT_TOKEN_C, TokenHead  # noqa: E402
+from backend.core.spans import tags_to_spans  # noqa: E402
+from backend.models.token_head import DEFAULT_TOKEN_C, TokenHead  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SEEDS = (0, 1, 2)
@@ -91,7 +91,7 @@ def tagger_spans(tuned, texts: list[str]) -> list:
     mean of its tokens' tag probability. Batched by length, ``settings.batch_size`` texts a batch."""
     import torch
 
-    from backend.devices import inference_autocast
+    from backend.models.devices import inference_autocast
 
     settings, tokenizer, model, device = tuned.settings, tuned.tokenizer, tuned.model, tuned.device
     encoded = tokenizer(texts, truncation=True, max_length=settings.max_length, return_offsets_mapping=True)
@@ -116,7 +116,7 @@ def tagger_spans(tuned, texts: list[str]) -> list:
 
 def run_cell(data, settings: ProjectSettings, base_path: str, labeled: np.ndarray, test: np.ndarray, with_base: bool) -> list[dict]:
     """One (seed, budget, learning rate): (a) when ``with_base``, then one fine-tune giving (b) and (c)."""
-    from backend.token_finetune import FineTunedTagger
+    from backend.models.finetuned_tagger import FineTunedTagger
 
     labels = data.labels
     texts, spans = [data.texts[i] for i in labeled], [data.spans[i] for i in labeled]
@@ -310,18 +310,18 @@ def render(result: dict) -> str:
         "- (a) `TokenHead` over the bundled all-MiniLM-L6-v2 (frozen last hidden state per token, logistic regression "
         f"over {len(meta['tags'])} BIO tags, C = {meta['C']}): the fast path before any fine-tune.",
         "- (b) `FineTunedTagger` (`AutoModelForTokenClassification` on the same encoder, fine-tuned end to end on the "
-        "BIO tags with the worker's loop `backend.finetune.train_epochs`: AdamW, 10% warm-up, linear decay) predicting "
-        "itself: argmax tag per token, decoded by `backend.spans.tags_to_spans` as the token head decodes (the "
+        "BIO tags with the worker's loop `backend.models.finetuned_classifier.train_epochs`: AdamW, 10% warm-up, linear decay) predicting "
+        "itself: argmax tag per token, decoded by `backend.core.spans.tags_to_spans` as the token head decodes (the "
         "decoding lives in this script; no backend code was added).",
         "- (c) `TokenHead` over the fine-tuned encoder (`FineTunedTagger.save_encoder`), fit on the same tweets: what "
-        "the worker serves after adopting the fine-tune, and what `backend/full_path.py` judges.",
+        "the worker serves after adopting the fine-tune, and what `backend/jobs/full_path.py` judges.",
         f"- Fine-tuning settings: the `ProjectSettings()` defaults of a `model_mode: finetune` project: "
         f"{defaults['epochs']} epochs, batch {defaults['batch_size']}, learning rate {defaults['learning_rate']:g}, "
         f"max_length {defaults['max_length']} (no tweet is truncated), seed = the run's seed, device "
         f"{meta['device']}"
         + (f"; one extra row per budget for (b) and (c) at learning rate {meta['extra_lr']:g} (everything else unchanged)"
            if meta["extra_lr"] else "") + ".",
-        "- Score: entity-level micro precision / recall / F1 on the test set (`backend.entity_metrics.entity_scores`, "
+        "- Score: entity-level micro precision / recall / F1 on the test set (`backend.learning.entity_metrics.entity_scores`, "
         "seqeval: exact boundaries and type). Δ F1 is paired per seed against (a), with a 95% Student-t interval over "
         "seeds (`backend.simulation.summary.paired_interval`, as `bench/realistic_report.py` uses it); ± is the "
         "sample std over seeds.",
@@ -396,7 +396,7 @@ def main() -> None:
     import torch
     import transformers
 
-    from backend.encoder import resolve_model_path
+    from backend.models.encoder import resolve_model_path
 
     # The head-mismatch report of every load (a new classifier, the pooler left out) would drown the progress lines.
     transformers.logging.set_verbosity_error()

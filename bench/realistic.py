@@ -29,7 +29,7 @@ import corpora  # noqa: E402
 from simulation_inputs import classifier_factory, dataset_and_config  # noqa: E402
 from smalltext_compare import run_smalltext, write_splits  # noqa: E402
 
-from backend.settings import ProjectSettings  # noqa: E402
+from backend.core.settings import ProjectSettings  # noqa: E402
 from backend.simulation.report import read_rounds, write_rounds  # noqa: E402
 from backend.simulation.runner import Simulator, simulate  # noqa: E402
 

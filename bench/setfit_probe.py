@@ -7,7 +7,7 @@ Two interpreters, as bench/label_efficiency.py does for small-text:
 
 1. ``prepare`` (the backend's .venv): per dataset and seed, the test split of ``make_split(y, 0.2, seed)`` (capped
    at 400 items by a fixed seeded subsample), the labeled sets = the first 20 / first 90 of
-   ``uniform_initial_indices(len(pool), 90, seed)`` over the pool, and the frozen head (``backend.head.fit_head``
+   ``uniform_initial_indices(len(pool), 90, seed)`` over the pool, and the frozen head (``backend.models.logistic_head.fit_head``
    on the cached embeddings of bench/embed_cache.py) scored on that capped test split. A second, cheap control
    ("setfit head, untuned body") fits SetFit's own default head (sklearn ``LogisticRegression()``, C=1) on the
    L2-normalised cached embeddings: the body SetFit starts from, without the contrastive update.
@@ -59,7 +59,7 @@ def prepare(names: list[str], seeds: list[int]) -> None:
     from sklearn.metrics import accuracy_score, f1_score
 
     import embed_cache
-    from backend.head import fit_head, head_proba
+    from backend.models.logistic_head import fit_head, head_proba
     from backend.simulation.protocol import make_split, uniform_initial_indices
 
     OUT.mkdir(parents=True, exist_ok=True)
@@ -246,8 +246,8 @@ def main() -> int:
         prepare(names, seeds)
     if args.stage == "all":
         sys.path.insert(0, str(REPO))
-        from backend.encoder import resolve_model_path
-        from backend.settings import DEFAULT_MODEL
+        from backend.models.encoder import resolve_model_path
+        from backend.core.settings import DEFAULT_MODEL
 
         model_path = resolve_model_path(DEFAULT_MODEL)
         if not SETFIT_PYTHON.exists():

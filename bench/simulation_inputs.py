@@ -33,7 +33,7 @@ def dataset_and_config(name: str, seeds: tuple[int, ...], strategies: tuple[str,
 
 
 def classifier_factory(data, cache, encoder_holder: dict):
-    from backend.frozen_head import FrozenEncoderClassifier
+    from backend.models.frozen_classifier import FrozenEncoderClassifier
 
     def make_classifier(settings):
         # One encoder load for the whole benchmark; the embedding cache is pre-filled with the cached vectors,

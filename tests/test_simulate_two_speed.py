@@ -9,9 +9,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from backend.full_path import MIN_JUDGED, contest, judge
-from backend.queueing import finetune_due
-from backend.settings import ProjectSettings
+from backend.jobs.full_path import MIN_JUDGED, contest, judge
+from backend.jobs.queueing import finetune_due
+from backend.core.settings import ProjectSettings
 from backend.simulation.cli import build_parser, config_from_args
 from backend.simulation.dataset import Dataset, InputError
 from backend.simulation.protocol import SimulationConfig
@@ -59,7 +59,7 @@ def test_two_speed_runs_the_head_until_the_full_path_is_due_then_judges_it_like_
 
 def test_an_adopted_fine_tune_becomes_the_encoder_the_head_embeds_with(data):
     settings = config("two_speed").project_settings("margin", seed=0)
-    from backend.frozen_head import FrozenEncoderClassifier
+    from backend.models.frozen_classifier import FrozenEncoderClassifier
 
     base = FrozenEncoderClassifier(data.classes, settings)
     run = FullPathRun(list(data.classes), False, every=30)

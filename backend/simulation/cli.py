@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from backend.settings import FINETUNE_METHODS, HEAD_REGULARIZATIONS
+from backend.core.settings import FINETUNE_METHODS, HEAD_REGULARIZATIONS
 from backend.simulation.dataset import Dataset, InputError, _checked, read_dataset
 from backend.simulation.ner_dataset import SpanDataset
 from backend.simulation.protocol import INITIAL_STRATEGIES, MODES, SimulationConfig, subsample
@@ -184,7 +184,7 @@ def check_fits(data: Dataset | SpanDataset, config: SimulationConfig) -> None:
             f"but the pool has only {n_pool} rows ({n} rows minus {n_test} test); lower --initial/--batch-size/--rounds "
             "or --test-fraction"
         )
-    from backend.settings import SettingsError
+    from backend.core.settings import SettingsError
 
     try:
         config.project_settings(config.strategies[0], config.seeds[0])

@@ -26,13 +26,13 @@ class Dataset:
     classes: list[str]
     source: str = ""
     skipped: int = 0  # tasks without a usable annotation (Label Studio exports)
-    #: Each label is a set, written as ``backend.labels`` writes it: a JSON list of class names.
+    #: Each label is a set, written as ``backend.core.labels`` writes it: a JSON list of class names.
     multi_label: bool = False
 
     @property
     def y(self) -> np.ndarray:
         """Class indices, or for multi-label data a 0/1 indicator matrix (n, n_classes)."""
-        from backend.labels import TextClassificationSpec
+        from backend.core.labels import TextClassificationSpec
 
         return TextClassificationSpec("", "", "", tuple(self.classes), multiple=self.multi_label).targets(self.labels)
 
@@ -166,7 +166,7 @@ def _cell(value: Any) -> str:
 def _label_studio_dataset(tasks, label_config_path, text_field, source) -> Dataset:
     spec = None
     if label_config_path:
-        from backend.labels import UnsupportedLabelConfig, parse_label_config
+        from backend.core.labels import UnsupportedLabelConfig, parse_label_config
 
         config_file = Path(label_config_path)
         if not config_file.is_file():
@@ -275,7 +275,7 @@ def first_result(task) -> list | None:
 
 
 def _multi_label_of(task, spec) -> str | None:
-    """The first non-cancelled annotation's label set (``backend.labels``' rule); an empty set is an answer."""
+    """The first non-cancelled annotation's label set (``backend.core.labels``' rule); an empty set is an answer."""
     result = first_result(task)
     return None if result is None else spec.label_of(result)
 

@@ -3,9 +3,9 @@
 The NER counterpart of ``runner``, shared by ``al-simulate`` and ``bench/ner_efficiency.py``. Per seed a fixed
 split holds out the test texts (stratified on "has an entity" where both groups have two texts), round 0's
 labels are drawn as ``protocol`` says (uniformly at random, or by the ``cold_start`` ranking of sentence
-embeddings), then every round ``backend.token_head.TokenHead`` (the NER fast path: frozen encoder token vectors
+embeddings), then every round ``backend.models.token_head.TokenHead`` (the NER fast path: frozen encoder token vectors
 and a logistic tagger) refits on the texts labeled so far, is scored on the test set with entity-level micro
-precision / recall / F1 (``backend.entity_metrics``, seqeval: exact boundaries and type), and the registered
+precision / recall / F1 (``backend.learning.entity_metrics``, seqeval: exact boundaries and type), and the registered
 strategy ranks the unlabeled pool (``strategies.make_strategy(name).query``). The full-pool reference is the
 same head fit on the whole pool.
 """
@@ -31,7 +31,7 @@ from backend.simulation.protocol import (
 )
 from backend.simulation.runner import SimulationResult
 from backend.simulation.summary import Metric
-from backend.token_head import DEFAULT_TOKEN_C, TokenHead
+from backend.models.token_head import DEFAULT_TOKEN_C, TokenHead
 
 ENTITY_F1 = Metric("entity_f1", "entity F1", (("entity_precision", "entity precision"), ("entity_recall", "entity recall")))
 #: What ``rounds.csv`` holds for NER. A row has more: ``entity_f1_per_type`` and the parts of the two times
@@ -89,7 +89,7 @@ class NerSimulator:
         """Sentence embeddings (mean-pooled, the same encoder) of the texts at ``indices``, for ``cold_start``,
         ``coreset`` and the like."""
         if self._sentence_encoder is None:
-            from backend.frozen_head import FrozenEncoderClassifier
+            from backend.models.frozen_classifier import FrozenEncoderClassifier
 
             # Only ``embed`` is used; the class names are placeholders (a classifier needs two).
             settings = self.config.project_settings("random", self.config.seeds[0])
@@ -122,7 +122,7 @@ class NerSimulator:
         return select_batch(strategy.query(ModelOutputs(embeddings=self.embeddings(pool))), cfg.initial)
 
     def evaluate(self, head: TokenHead, test: np.ndarray) -> dict[str, Any]:
-        from backend.entity_metrics import entity_scores
+        from backend.learning.entity_metrics import entity_scores
 
         texts = [self.data.texts[i] for i in test]
         return entity_scores([self.data.spans[i] for i in test], head.predict_spans(texts), self.data.labels)

@@ -1,6 +1,6 @@
 """Reading NER data for the simulation: two-column CoNLL files, and Label Studio exports with a ``<Labels>`` config.
 
-Every sentence (CoNLL) or task (export) becomes one text and its entities, ``backend.spans.Span`` in
+Every sentence (CoNLL) or task (export) becomes one text and its entities, ``backend.core.spans.Span`` in
 character offsets of that text. A CoNLL sentence's text is its tokens joined with single spaces.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from backend.simulation.dataset import InputError, _rows_list, first_result
-from backend.spans import Span
+from backend.core.spans import Span
 
 CONLL_FORMAT = "two-column CoNLL: one 'token<TAB>tag' or 'token tag' per line, a blank line between sentences"
 
@@ -26,7 +26,7 @@ class SpanDataset:
     labels: tuple[str, ...]  # the entity types
     source: str = ""
     skipped: int = 0  # tasks without a usable annotation (Label Studio exports)
-    #: Annotated spans that cannot be used, by reason (``backend.spans.DROP_REASONS``).
+    #: Annotated spans that cannot be used, by reason (``backend.core.spans.DROP_REASONS``).
     dropped: Counter = field(default_factory=Counter)
 
     @property

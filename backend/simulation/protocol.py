@@ -43,7 +43,7 @@ class SimulationConfig:
     finetune_method: str = "classifier"
 
     def project_settings(self, strategy: str, seed: int):
-        from backend.settings import DEFAULT_MODEL, ProjectSettings
+        from backend.core.settings import DEFAULT_MODEL, ProjectSettings
 
         return ProjectSettings(
             strategy=strategy,

@@ -49,7 +49,7 @@ class Simulator:
     """
 
     def __init__(self, data: Dataset, config: SimulationConfig, make_classifier: ClassifierFactory | None = None):
-        from backend.classifiers import build_classifier
+        from backend.models.families import build_classifier
 
         self.data = data
         self.config = config
@@ -81,14 +81,14 @@ class Simulator:
         pool, test = make_split(self.y, self.config.test_fraction, seed)
         classifier = self.classifier("random", seed).fit([self.data.texts[i] for i in pool], self.y[pool])
         predicted = classifier.decide(classifier.predict_proba([self.data.texts[i] for i in test]))
-        from backend.evaluation import classification_metrics
+        from backend.learning.evaluation import classification_metrics
 
         return classification_metrics(self.y[test], predicted)["accuracy"]
 
     def run(self, strategy_name: str, seed: int, tick: Callable[[], None] = lambda: None) -> list[dict[str, Any]]:
-        from backend.evaluation import classification_metrics
-        from backend.phases import choose_phase
-        from backend.scoring import StrategyUnavailable, collect_outputs
+        from backend.learning.evaluation import classification_metrics
+        from backend.learning.phases import choose_phase
+        from backend.learning.scoring import StrategyUnavailable, collect_outputs
         from strategies import MULTI_LABEL, SINGLE_LABEL, make_strategy
 
         cfg, texts, y = self.config, self.data.texts, self.y
@@ -156,7 +156,7 @@ class Simulator:
             return initial_indices(self.y[pool], cfg.initial, seed)
         if cfg.initial_strategy == "random":
             return uniform_initial_indices(len(pool), cfg.initial, seed)
-        from backend.scoring import collect_outputs
+        from backend.learning.scoring import collect_outputs
         from strategies import make_strategy
 
         strategy = make_strategy("cold_start", batch_size=cfg.initial, random_state=seed)

@@ -2,8 +2,8 @@
 ``finetune_every`` labels, judged and adopted by the worker's own rules.
 
 The worker fits a head over the newest adopted encoder on every label (the fast path) and queues a fine-tune
-of the encoder every ``finetune_every`` labels (``backend.queueing.finetune_due``). The fine-tune is judged on
-held-out labels against the head over the encoder in use (``backend.full_path.contest`` and ``judge``); only an
+of the encoder every ``finetune_every`` labels (``backend.jobs.queueing.finetune_due``). The fine-tune is judged on
+held-out labels against the head over the encoder in use (``backend.jobs.full_path.contest`` and ``judge``); only an
 adopted one replaces the encoder, and the pool is re-embedded with it. Here the same functions decide, and the
 round that made the full path due already ranks over the adopted encoder: as if the fine-tune finished before
 the annotators asked for the next batch (seconds on a GPU; on a CPU a minute or more, while labels keep coming).
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from backend.full_path import contest, judge
-from backend.jobs import Skip
-from backend.queueing import finetune_due
+from backend.jobs.full_path import contest, judge
+from backend.jobs.retrain import Skip
+from backend.jobs.queueing import finetune_due
 
 
 @dataclass
@@ -58,7 +58,7 @@ class FullPathRun:
         return decision
 
     def _adopt(self, finetuned, settings, n_labels: int, every_text: list[str], progress) -> None:
-        from backend.classifiers import build_classifier
+        from backend.models.families import build_classifier
 
         # The encoder loads lazily, so its folder lives as long as it is the one in use; the one it replaces goes.
         folder = tempfile.TemporaryDirectory(prefix="al-simulate-encoder-")

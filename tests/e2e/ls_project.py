@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import requests
 
-from backend.demo import bbc_news
+from backend.ops.demo import bbc_news
 
 
 def wait_for(condition, what: str, timeout_s: float = 420.0, every_s: float = 2.0):

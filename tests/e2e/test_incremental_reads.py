@@ -6,10 +6,10 @@ import time
 import pytest
 import requests
 
-from backend.demo import LabelStudioAPI
-from backend.labels import parse_label_config
-from backend.ls_client import LabelStudioClient
-from backend.task_mirror import TaskMirror
+from backend.ops.demo import LabelStudioAPI
+from backend.core.labels import parse_label_config
+from backend.labelstudio.client import LabelStudioClient
+from backend.labelstudio.task_mirror import TaskMirror
 from ls_project import BbcProject, backend_status, settled_outcome, wait_for
 
 CLASSES = ["neg", "pos"]

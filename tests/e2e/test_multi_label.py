@@ -14,7 +14,7 @@ import json
 import pytest
 import requests
 
-from backend.demo import bbc_news
+from backend.ops.demo import bbc_news
 from ls_project import all_tasks, wait_for_retrain_on
 
 pytestmark = pytest.mark.e2e

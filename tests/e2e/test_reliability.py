@@ -16,8 +16,8 @@ import time
 import pytest
 import requests
 
-from backend.processes import free_port
-from backend.stack import start_redis
+from backend.ops.processes import free_port
+from backend.ops.stack import start_redis
 from ls_project import BbcProject, backend_status, settled_outcome, wait_for
 
 pytestmark = pytest.mark.e2e

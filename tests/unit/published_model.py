@@ -5,12 +5,12 @@ import functools
 
 import numpy as np
 
-from backend.classifiers import build_classifier
-from backend.jobs import publish_version
-from backend.ledger import Ledger
-from backend.model_store import ModelStore, PoolRanking
-from backend.scoring import ls_scores
-from backend.settings import ProjectSettings
+from backend.models.families import build_classifier
+from backend.jobs.retrain import publish_version
+from backend.store.ledger import Ledger
+from backend.store.model_store import ModelStore, PoolRanking
+from backend.learning.scoring import ls_scores
+from backend.core.settings import ProjectSettings
 from strategies.uncertainty import margin
 
 PROJECT_ID = 3

@@ -3,7 +3,7 @@ import html
 
 import pytest
 
-from backend.advice import (
+from backend.web.advice import (
     CHECK,
     CHECK_BY_TASK_TYPE,
     COLD_START_OFF,
@@ -14,7 +14,7 @@ from backend.advice import (
     rare_classes,
     strategy_advice,
 )
-from backend.dashboard import render_dashboard
+from backend.web.dashboard import render_dashboard
 from strategies import DEFAULT_STRATEGIES, STRATEGY_NAMES, strategies_for
 
 

@@ -10,12 +10,12 @@ from rq import Queue
 from published_model import CONFIG, POOL, activate, publish_and_activate
 
 from backend.app import create_app
-from backend.jobs import publish_version
-from backend.ledger import Ledger
-from backend.model_store import ModelStore
-from backend.settings import ServiceSettings
-from backend.task_hints import MAX_HINTS_PER_WEBHOOK, hinted_task_ids, pending_hints, pending_resync
-from backend.url_secret import resolve_url_secret
+from backend.jobs.retrain import publish_version
+from backend.store.ledger import Ledger
+from backend.store.model_store import ModelStore
+from backend.core.settings import ServiceSettings
+from backend.jobs.task_hints import MAX_HINTS_PER_WEBHOOK, hinted_task_ids, pending_hints, pending_resync
+from backend.labelstudio.url_secret import resolve_url_secret
 
 class SecretClient:
     """A test client that reaches the routes the way Label Studio does: under the backend's secret URL."""
@@ -227,7 +227,7 @@ def test_start_training_asks_for_a_full_resync_and_in_finetune_mode_a_fine_tune(
     assert client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 3}}).status_code == 201
     assert pending_resync(redis, 3) == "START_TRAINING"
     (job,) = Queue(service_settings.finetune_queue, connection=redis).jobs
-    assert job.func_name == "backend.full_path.finetune" and job.args == (3,)
+    assert job.func_name == "backend.jobs.full_path.finetune" and job.args == (3,)
     # In head mode, a resync and a retrain only.
     assert client.post("/setup", json=setup_body({"model_mode": "head"})).status_code == 200
     redis.flushdb()
@@ -273,7 +273,7 @@ def test_status_warns_when_the_owner_chose_another_order(client, published, serv
 
 
 def test_status_reports_the_annotated_spans_an_ner_version_could_not_use(client, service_settings):
-    from backend.jobs import publish_version
+    from backend.jobs.retrain import publish_version
     from published_model import activate, fitted_model
 
     classifier, ranking, meta = fitted_model()

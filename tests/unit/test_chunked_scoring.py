@@ -8,13 +8,13 @@ import pytest
 from rq import Queue, Worker
 from rq.registry import FinishedJobRegistry
 
-from backend.chunked_embedding import chunk_bounds, embed_in_chunks
-from backend.demo import demo_rows
-from backend.frozen_head import FrozenEncoderClassifier
-from backend.processes import wait_until
-from backend.scoring import ls_scores
-from backend.settings import ProjectSettings, ServiceSettings
-from backend.stack import start_worker
+from backend.jobs.chunked_embedding import chunk_bounds, embed_in_chunks
+from backend.ops.demo import demo_rows
+from backend.models.frozen_classifier import FrozenEncoderClassifier
+from backend.ops.processes import wait_until
+from backend.learning.scoring import ls_scores
+from backend.core.settings import ProjectSettings, ServiceSettings
+from backend.ops.stack import start_worker
 from strategies import ModelOutputs, make_strategy
 
 CHUNK = 100

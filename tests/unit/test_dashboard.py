@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from headless_browser import headless_chromium, needs_chromium, severe_console_entries
 
-from backend.dashboard import CONTENT_SECURITY_POLICY, line_chart, render_dashboard, ticks
+from backend.web.dashboard import CONTENT_SECURITY_POLICY, line_chart, render_dashboard, ticks
 
 HOSTILE = '<script>alert("x")</script>'
 

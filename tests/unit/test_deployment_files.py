@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from backend.stack import LABEL_STUDIO_FAST_PREDICTION_IMPORT
-from backend.settings import (
+from backend.ops.stack import LABEL_STUDIO_FAST_PREDICTION_IMPORT
+from backend.core.settings import (
     PROJECT_RANGES,
     SERVICE_RANGES,
     ProjectSettings,

@@ -5,8 +5,8 @@ import time
 import numpy as np
 import pytest
 
-from backend import embedding_cache
-from backend.embedding_cache import EmbeddingCache, encoder_fingerprint
+from backend.store import embedding_cache
+from backend.store.embedding_cache import EmbeddingCache, encoder_fingerprint
 
 DIM = 8
 

@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from backend import ls_database, processes, stack
-from backend.ls_database import LabelStudioDatabase, PostgresError
+from backend.ops import ls_database, processes, stack
+from backend.ops.ls_database import LabelStudioDatabase, PostgresError
 
 LOCAL_POSTGRES = LabelStudioDatabase.postgres("postgres")
 

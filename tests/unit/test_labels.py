@@ -2,7 +2,7 @@ import pytest
 
 import numpy as np
 
-from backend.labels import UnsupportedLabelConfig, parse_label_config
+from backend.core.labels import UnsupportedLabelConfig, parse_label_config
 
 CUSTOM = """<View>
   <Header value="Is this review positive?"/>

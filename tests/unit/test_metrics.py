@@ -1,4 +1,4 @@
-"""Prometheus metrics kept in Redis: counts from many processes, read back at scrape time (backend.metrics)."""
+"""Prometheus metrics kept in Redis: counts from many processes, read back at scrape time (backend.core.metrics)."""
 import math
 import multiprocessing
 import socket
@@ -11,8 +11,8 @@ from redis.connection import Connection
 from rq import Queue, Worker, get_current_job
 from rq.job import JobStatus
 
-from backend import metrics
-from backend.metrics import (
+from backend.core import metrics
+from backend.core.metrics import (
     DURATION_BUCKETS,
     RedisMetricsCollector,
     StageTimes,
@@ -22,7 +22,7 @@ from backend.metrics import (
     record_retrain,
     record_webhook,
 )
-from backend.processes import free_port
+from backend.ops.processes import free_port
 
 ALLOWED_LABELS = {"stage", "le", "outcome", "action", "result", "queue"}
 HOSTILE_ACTIONS = [
@@ -201,7 +201,7 @@ def test_queue_depth_is_each_queues_waiting_jobs(redis, service_settings):
     busy, idle = service_settings.queue_name, service_settings.queue_name + "-idle"
     queue = Queue(busy, connection=redis)
     for project in (1, 2, 3):
-        queue.enqueue("backend.jobs.retrain", project)
+        queue.enqueue("backend.jobs.retrain.retrain", project)
     assert queue.count == 3
 
     samples = scrape(redis, [busy, idle])

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from backend.ledger import Ledger
-from backend.model_store import ModelStore, write_json
+from backend.store.ledger import Ledger
+from backend.store.model_store import ModelStore, write_json
 
 
 def publish(store, project_id, marker):
@@ -57,7 +57,7 @@ def test_the_active_version_is_never_removed(tmp_path):
 def test_staging_left_by_a_killed_publish_is_cleaned_up(tmp_path):
     # A real process, killed with SIGKILL inside the publish: no finally clause runs.
     code = (
-        "import os, signal, sys; from backend.model_store import ModelStore; store = ModelStore(sys.argv[1])\n"
+        "import os, signal, sys; from backend.store.model_store import ModelStore; store = ModelStore(sys.argv[1])\n"
         "with store.publish(4) as (name, folder):\n"
         "    (folder / 'meta.json').write_text('{}'); os.kill(os.getpid(), signal.SIGKILL)"
     )

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from backend.classifiers import build_classifier, load_classifier, save_classifier
-from backend.evaluation import cross_validated_multilabel_head
-from backend.multilabel_head import DEFAULT_THRESHOLD, fit_multilabel_head, label_sets, tune_thresholds
-from backend.scoring import collect_outputs
-from backend.settings import ProjectSettings
+from backend.models.families import build_classifier, load_classifier, save_classifier
+from backend.learning.evaluation import cross_validated_multilabel_head
+from backend.models.multilabel_head import DEFAULT_THRESHOLD, fit_multilabel_head, label_sets, tune_thresholds
+from backend.learning.scoring import collect_outputs
+from backend.core.settings import ProjectSettings
 from strategies import make_strategy
 
 LABELS = ["sport", "politics", "tech"]
@@ -76,7 +76,7 @@ def test_multi_label_strategies_get_the_label_probabilities_and_the_labeled_sets
 
 
 def test_the_full_path_holds_out_multi_label_tasks_without_stratifying():
-    from backend.full_path import judging_split
+    from backend.jobs.full_path import judging_split
 
     Y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]] * 5)
     train, held = judging_split(Y, ProjectSettings(eval_fraction=0.25, min_labels=4))
@@ -86,8 +86,8 @@ def test_the_full_path_holds_out_multi_label_tasks_without_stratifying():
 def test_cv_regularisation_picks_the_grid_c_with_the_lowest_out_of_fold_log_loss():
     from sklearn.metrics import log_loss
 
-    from backend.head import C_GRID
-    from backend.multilabel_head import choose_multilabel_c, out_of_fold_proba
+    from backend.models.logistic_head import C_GRID
+    from backend.models.multilabel_head import choose_multilabel_c, out_of_fold_proba
 
     X, Y3 = separable(40, seed=1)
     X = X + np.random.default_rng(2).normal(scale=2.0, size=X.shape)  # noisy, so the grid values differ

@@ -7,8 +7,8 @@ import pytest
 from rq import Queue
 from rq.job import JobStatus
 
-from backend.project_lock import LockLost, lock_for, project_lock
-from backend.queueing import enqueue_retrain, is_dead, pending_key, release_pending
+from backend.jobs.project_lock import LockLost, lock_for, project_lock
+from backend.jobs.queueing import enqueue_retrain, is_dead, pending_key, release_pending
 
 
 def held_lock(redis, project_id, job_id, **kwargs):

@@ -28,9 +28,9 @@ from rq import Queue
 from published_model import CONFIG, POOL, publish_and_activate
 
 from backend.app import RETRAIN_ACTIONS, create_app
-from backend.model_store import ModelStore
-from backend.settings import PROJECT_RANGES, ProjectSettings, ServiceSettings
-from backend.url_secret import resolve_url_secret
+from backend.store.model_store import ModelStore
+from backend.core.settings import PROJECT_RANGES, ProjectSettings, ServiceSettings
+from backend.labelstudio.url_secret import resolve_url_secret
 from strategies import STRATEGY_NAMES
 
 PROJECT = "3.1700000000"

@@ -1,6 +1,6 @@
 import numpy as np
 
-from backend.scoring import ls_scores, score_against
+from backend.learning.scoring import ls_scores, score_against
 
 
 def test_most_informative_item_gets_the_lowest_score():

@@ -1,6 +1,6 @@
 import pytest
 
-from backend.settings import ProjectSettings, ServiceSettings, SettingsError
+from backend.core.settings import ProjectSettings, ServiceSettings, SettingsError
 from strategies import STRATEGY_NAMES
 
 
@@ -77,7 +77,7 @@ def test_half_configured_basic_auth_is_refused():
 
 
 def test_every_default_sits_inside_its_documented_range():
-    from backend.settings import PROJECT_RANGES
+    from backend.core.settings import PROJECT_RANGES
 
     defaults = ProjectSettings()
     for name, (low, high) in PROJECT_RANGES.items():

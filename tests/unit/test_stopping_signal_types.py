@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from backend.jobs import publish_version
-from backend.model_store import ModelStore, PoolRanking
-from backend.stopping_signal import pool_uncertainty, stopping_signal, suggestion_keys
+from backend.jobs.retrain import publish_version
+from backend.store.model_store import ModelStore, PoolRanking
+from backend.learning.stopping_signal import pool_uncertainty, stopping_signal, suggestion_keys
 
 
 def test_uncertainty_is_scaled_to_one_for_each_task_type():

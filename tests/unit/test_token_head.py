@@ -1,4 +1,4 @@
-"""The NER fast path's token head (backend.token_head) and entity-level scores (backend.entity_metrics)."""
+"""The NER fast path's token head (backend.models.token_head) and entity-level scores (backend.learning.entity_metrics)."""
 from __future__ import annotations
 
 import os
@@ -9,9 +9,9 @@ import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-from backend.entity_metrics import entity_scores, entity_scores_from_tags, spans_to_bio  # noqa: E402
-from backend.spans import Span, bio_tags  # noqa: E402
-from backend.token_head import TokenHead  # noqa: E402
+from backend.learning.entity_metrics import entity_scores, entity_scores_from_tags, spans_to_bio  # noqa: E402
+from backend.core.spans import Span, bio_tags  # noqa: E402
+from backend.models.token_head import TokenHead  # noqa: E402
 
 LABELS = ("person", "geo-loc", "company")
 

@@ -7,12 +7,12 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from backend.classifiers import build_classifier, load_classifier, save_classifier
-from backend.devices import autocast_for, cpu_has_native_bf16, inference_autocast, inference_precision, select_device
-from backend.evaluation import cross_validated_head, holdout_evaluation, holdout_split, out_of_fold_losses
-from backend.head import head_estimator
-from backend.scoring import StrategyUnavailable, collect_outputs
-from backend.settings import ProjectSettings, SettingsError
+from backend.models.families import build_classifier, load_classifier, save_classifier
+from backend.models.devices import autocast_for, cpu_has_native_bf16, inference_autocast, inference_precision, select_device
+from backend.learning.evaluation import cross_validated_head, holdout_evaluation, holdout_split, out_of_fold_losses
+from backend.models.logistic_head import head_estimator
+from backend.learning.scoring import StrategyUnavailable, collect_outputs
+from backend.core.settings import ProjectSettings, SettingsError
 from strategies import make_strategy
 
 TEXTS = ["great movie", "awful film", "loved it", "hated it", "wonderful acting", "terrible plot", "a joy", "a bore"]

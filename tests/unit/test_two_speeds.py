@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 from rq import Queue
 
-from backend.encoders import KEEP_DECISIONS, KEEP_ENCODERS, Decision, EncoderRegistry
-from backend.evaluation import Evaluation
-from backend.full_path import MIN_JUDGED, judge, judging_split
-from backend.jobs import Skip
-from backend.history import suggestion_acceptance
-from backend.labels import TextClassificationSpec
-from backend.model_store import PoolRanking
-from backend.queueing import FINETUNE, enqueue_finetune_if_due, pending_key
-from backend.settings import ProjectSettings
+from backend.store.encoder_registry import KEEP_DECISIONS, KEEP_ENCODERS, Decision, EncoderRegistry
+from backend.learning.evaluation import Evaluation
+from backend.jobs.full_path import MIN_JUDGED, judge, judging_split
+from backend.jobs.retrain import Skip
+from backend.store.history import suggestion_acceptance
+from backend.core.labels import TextClassificationSpec
+from backend.store.model_store import PoolRanking
+from backend.jobs.queueing import FINETUNE, enqueue_finetune_if_due, pending_key
+from backend.core.settings import ProjectSettings
 
 
 def evaluation(accuracy: float, f1: float) -> Evaluation:
