@@ -13,11 +13,17 @@ from pathlib import Path
 
 from redis import Redis
 
+from backend.labelstudio.url_secret import connect_url
 from backend.ops.demo import LabelStudioAPI
 from backend.ops.ls_database import LabelStudioDatabase, drop_postgres_database
 from backend.ops.processes import Service, free_port
-from backend.ops.stack import LabelStudioAccount, backend_env, start_backend, start_label_studio, start_worker
-from backend.labelstudio.url_secret import connect_url
+from backend.ops.stack import (
+    LabelStudioAccount,
+    backend_env,
+    start_backend,
+    start_label_studio,
+    start_worker,
+)
 
 BENCH_REDIS = "redis://127.0.0.1:6379/11"
 

@@ -48,8 +48,8 @@ def build(name: str) -> Path:
     if path.exists():
         print(f"[{name}] cached: {path}", flush=True)
         return path
-    from backend.models.frozen_classifier import FrozenEncoderClassifier
     from backend.core.settings import ProjectSettings
+    from backend.models.frozen_classifier import FrozenEncoderClassifier
 
     texts, labels = corpora.load(name)
     keep = stratified_subsample(labels, CONFIG[name]["limit"], SUBSAMPLE_SEED)

@@ -42,9 +42,9 @@ def main() -> None:
     import torch
     from transformers import AutoModel, AutoTokenizer, pipeline
 
+    from backend.core.settings import DEFAULT_MODEL
     from backend.models.devices import inference_precision, select_device
     from backend.models.encoder import Encoder, mean_pool, resolve_model_path
-    from backend.core.settings import DEFAULT_MODEL
 
     texts = load(args.dataset)[0][: args.n]
     path = resolve_model_path(DEFAULT_MODEL)

@@ -29,7 +29,7 @@ import embed_cache  # noqa: E402
 import realistic  # noqa: E402
 from simulation_inputs import TEST_FRACTION  # noqa: E402
 
-from backend.simulation.dataset import Dataset, _checked  # noqa: E402
+from backend.simulation.dataset import Dataset, checked  # noqa: E402
 from backend.simulation.protocol import SimulationConfig  # noqa: E402
 from backend.simulation.runner import simulate  # noqa: E402
 from backend.simulation.summary import summarize  # noqa: E402
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.pool_limit:
         keep = embed_cache.stratified_subsample(labels, args.pool_limit, embed_cache.SUBSAMPLE_SEED)
         texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
-    data = _checked(Dataset(texts, labels, sorted(set(labels)), source=args.dataset))
+    data = checked(Dataset(texts, labels, sorted(set(labels)), source=args.dataset))
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     for start in args.starts.split(","):

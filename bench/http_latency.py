@@ -17,13 +17,15 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from backend.models.families import build_classifier
-from backend.jobs.retrain import publish_version
-from backend.store.model_store import ModelStore, PoolRanking
-from backend.ops.processes import free_port
-from backend.learning.scoring import ls_scores
 from backend.core.settings import ProjectSettings
+from backend.jobs.publish import publish_version
+from backend.learning.scoring import ls_scores
+from backend.models.families import build_classifier
+from backend.ops.processes import free_port
 from backend.ops.stack import start_backend
+from backend.store.model_store import ModelStore
+from backend.store.pool_ranking import PoolRanking
+from backend.store.version_meta import VersionMeta
 from strategies.uncertainty import margin
 
 CONFIG = """<View><Text name="text" value="$text"/><Choices name="topic" toName="text" choice="single">
@@ -39,7 +41,8 @@ def publish(model_dir: Path, project_id: int) -> None:
     proba = classifier.predict_proba(list(pool.values()))
     informativeness = margin(proba)
     ranking = PoolRanking.build(list(pool), ls_scores(informativeness), informativeness, proba)
-    meta = {"trained": True, "strategy": "margin", "settings": settings.to_dict(), "classes": ["pos", "neg"]}
+    meta = VersionMeta(project=project_id, trained=True, strategy="margin", phase="strategy", phase_reason="",
+                       settings=settings.to_dict(), classes=["pos", "neg"])
     publish_version(ModelStore(model_dir), project_id, classifier, ranking, meta)
 
 

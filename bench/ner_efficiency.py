@@ -36,11 +36,11 @@ from realistic import BUDGET  # noqa: E402
 from simulation_inputs import TEST_FRACTION  # noqa: E402
 from wnut16 import load_wnut16  # noqa: E402
 
+from backend.models.token_head import DEFAULT_TOKEN_C, TokenHead  # noqa: E402
 from backend.simulation.ner import ENTITY_F1, NerSimulator  # noqa: E402
 from backend.simulation.protocol import SimulationConfig  # noqa: E402
 from backend.simulation.summary import fmt_interval  # noqa: E402
 from backend.simulation.summary import summarize as summarize_rounds  # noqa: E402
-from backend.models.token_head import DEFAULT_TOKEN_C, TokenHead  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 STRATEGIES = ("random", "mnlp", "mean_token_entropy", "max_token_entropy")
@@ -229,7 +229,7 @@ def main() -> None:
             "budget": BUDGET, "seeds": args.seeds, "strategies": args.strategies, "labels": list(data.labels),
             "tags": list(TokenHead(data.labels).tags), "C": args.C, "max_length": MAX_LENGTH,
             "n_texts": len(data.texts), "n_entities": data.n_entities,
-            "n_tokens": int(sum(len(simulator.cache[t][0]) for t in dict.fromkeys(data.texts))),
+            "n_tokens": int(sum(len(simulator.token_vectors[t][0]) for t in dict.fromkeys(data.texts))),
             "n_pool": max(pool_sizes), "n_test": max(test_sizes), "pool_limit": args.pool_limit,
             "reduced": "; ".join(reduced),
         },

@@ -46,13 +46,13 @@ from ner_efficiency import MAX_LENGTH  # noqa: E402
 from simulation_inputs import TEST_FRACTION  # noqa: E402
 from wnut16 import load_wnut16  # noqa: E402
 
-from backend.learning.entity_metrics import entity_scores  # noqa: E402
 from backend.core.settings import ProjectSettings  # noqa: E402
+from backend.core.spans import tags_to_spans  # noqa: E402
+from backend.learning.entity_metrics import entity_scores  # noqa: E402
+from backend.models.token_head import DEFAULT_TOKEN_C, TokenHead  # noqa: E402
 from backend.simulation.ner import NerSimulator  # noqa: E402
 from backend.simulation.protocol import SimulationConfig, uniform_initial_indices  # noqa: E402
 from backend.simulation.summary import fmt_interval, paired_interval  # noqa: E402
-from backend.core.spans import tags_to_spans  # noqa: E402
-from backend.models.token_head import DEFAULT_TOKEN_C, TokenHead  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SEEDS = (0, 1, 2)

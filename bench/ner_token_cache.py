@@ -18,9 +18,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from wnut16 import load_wnut16  # noqa: E402
 
-from backend.models.families import head_classifier  # noqa: E402
 from backend.core.labels import SpanLabelingSpec  # noqa: E402
 from backend.core.settings import ProjectSettings  # noqa: E402
+from backend.models.families import head_classifier  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

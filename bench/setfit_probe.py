@@ -54,11 +54,11 @@ SETFIT_ARGS = {"batch_size": 16, "num_epochs": 1, "num_iterations": 20}
 def prepare(names: list[str], seeds: list[int]) -> None:
     sys.path.insert(0, str(BENCH))
     sys.path.insert(0, str(REPO))
+    import embed_cache
     import numpy as np
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, f1_score
 
-    import embed_cache
     from backend.models.logistic_head import fit_head, head_proba
     from backend.simulation.protocol import make_split, uniform_initial_indices
 
@@ -246,8 +246,8 @@ def main() -> int:
         prepare(names, seeds)
     if args.stage == "all":
         sys.path.insert(0, str(REPO))
-        from backend.models.encoder import resolve_model_path
         from backend.core.settings import DEFAULT_MODEL
+        from backend.models.encoder import resolve_model_path
 
         model_path = resolve_model_path(DEFAULT_MODEL)
         if not SETFIT_PYTHON.exists():

@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import embed_cache  # noqa: E402
 
 from backend.simulation.cli import check_fits  # noqa: E402
-from backend.simulation.dataset import Dataset, _checked  # noqa: E402
+from backend.simulation.dataset import Dataset, checked  # noqa: E402
 from backend.simulation.protocol import SimulationConfig  # noqa: E402
 
 TEST_FRACTION = 0.2
@@ -22,7 +22,7 @@ def dataset_and_config(name: str, seeds: tuple[int, ...], strategies: tuple[str,
     embed_cache.build(name)
     cache = embed_cache.load_cache(name)
     texts, labels = [str(t) for t in cache["texts"]], [str(label) for label in cache["labels"]]
-    data = _checked(Dataset(texts, labels, sorted(set(labels)), source=name))
+    data = checked(Dataset(texts, labels, sorted(set(labels)), source=name))
     config = SimulationConfig(
         strategies=strategies, seeds=seeds, initial=loop["initial"], batch_size=loop["batch_size"],
         rounds=loop["rounds"], test_fraction=TEST_FRACTION, mode="head", max_length=int(cache["max_length"]),

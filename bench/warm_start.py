@@ -11,10 +11,10 @@ import time
 
 import numpy as np
 
-from backend.models.families import build_classifier
-from backend.ops.demo import bbc_news
-from backend.models.finetuned_classifier import FineTunedClassifier
 from backend.core.settings import ProjectSettings
+from backend.models.families import build_classifier
+from backend.models.finetuned_classifier import FineTunedClassifier
+from backend.ops.demo import bbc_news
 
 
 def main() -> None:

@@ -9,15 +9,20 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from backend.core.settings import ServiceSettings
 from backend.ops.ls_database import (
     LabelStudioDatabase,
     create_postgres_database,
     drop_postgres_database,
     postgres_unavailable_reason,
 )
-from backend.core.settings import ServiceSettings
 from backend.ops.processes import free_port
-from backend.ops.stack import LabelStudioAccount, redis_alive, start_label_studio, start_redis
+from backend.ops.stack import (
+    LabelStudioAccount,
+    redis_alive,
+    start_label_studio,
+    start_redis,
+)
 
 #: A database index no developer uses by hand, so flushing it is safe. The end-to-end stacks use another
 #: (tests/e2e/conftest.py), so a unit test's flush never touches a running worker's queues.

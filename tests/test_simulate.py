@@ -18,11 +18,19 @@ import pytest
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from backend.core.exceptions import InputError
 from backend.core.settings import ProjectSettings
 from backend.models.base import TextClassifier
 from backend.simulation.cli import main as simulate_main
-from backend.simulation.dataset import Dataset, InputError, read_dataset
-from backend.simulation.protocol import SimulationConfig, initial_indices, make_split, select_batch, uniform_initial_indices
+from backend.simulation.dataset import Dataset
+from backend.simulation.inputs import read_dataset
+from backend.simulation.protocol import (
+    SimulationConfig,
+    initial_indices,
+    make_split,
+    select_batch,
+    uniform_initial_indices,
+)
 from backend.simulation.runner import ROUND_COLUMNS, simulate
 from backend.simulation.summary import (
     fmt_interval,

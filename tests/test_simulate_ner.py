@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from backend.core.spans import Span
 from backend.simulation.cli import main as simulate_main
 from backend.simulation.cli import prepare
-from backend.simulation.dataset import read_dataset
+from backend.simulation.inputs import read_dataset
 from backend.simulation.ner import NER_ROUND_COLUMNS
 from backend.simulation.ner_dataset import SpanDataset, read_conll, sentence_spans
-from backend.core.spans import Span
 
 FIRST = ["Anna", "Omar", "Lena", "Paul", "Mei", "Ivan", "Sara", "Tom"]
 LAST = ["Smith", "Khan", "Berg", "Costa"]

@@ -9,11 +9,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-from backend.jobs.full_path import MIN_JUDGED, contest, judge
-from backend.jobs.queueing import finetune_due
+from backend.core.exceptions import InputError
 from backend.core.settings import ProjectSettings
+from backend.learning.contest import MIN_JUDGED, contest, judge
+from backend.learning.phases import finetune_due
 from backend.simulation.cli import build_parser, config_from_args
-from backend.simulation.dataset import Dataset, InputError
+from backend.simulation.dataset import Dataset
 from backend.simulation.protocol import SimulationConfig
 from backend.simulation.runner import simulate
 from backend.simulation.two_speed import FullPathRun

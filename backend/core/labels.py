@@ -5,7 +5,8 @@ Supported: exactly one control reading from one ``Text`` object, any tag names a
 possibly empty), or a ``Labels`` control (named-entity spans, ``SpanLabelingSpec``). Parsing goes through
 label-studio-sdk's ``LabelInterface``.
 
-The one rule for "which label does an annotation give": ``label_of``. A single-choice label is the class
+The one rule for "which label does a task have": ``annotation_label``, the label of its newest submitted
+annotation, each annotation read by the control's ``label_of``. A single-choice label is the class
 name; a multi-label one is the JSON list of the chosen names in config order (``'["a", "c"]'``, ``'[]'``
 for "none apply"), so both keep one text column in the task mirror. ``targets`` turns labels into what a
 model trains on: class indices, or a 0/1 indicator matrix.
@@ -22,15 +23,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from label_studio_sdk.label_interface import LabelInterface
 
+from backend.core.exceptions import UnsupportedLabelConfig
 from backend.core.spans import Span, span_region, spans_of_result
 from strategies import MULTI_LABEL, NER, SINGLE_LABEL
 
 #: A lone UTF-16 surrogate: legal in JSON as an escape (``"\ud800"``), but no text a tokenizer can encode.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
-
-class UnsupportedLabelConfig(ValueError):
-    """The label config is not one Text plus one Choices or Labels control."""
 
 
 @dataclass(frozen=True)
@@ -239,3 +238,28 @@ def label_counts(spec: LabelSpec, targets: Any) -> dict[str, int]:
         return {name: spans[name] for name in spec.classes}
     counts = targets.sum(0) if spec.multiple else np.bincount(targets, minlength=len(spec.classes))
     return {name: int(count) for name, count in zip(spec.classes, counts)}
+
+
+def label_sets(proba: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The suggestion: every label at or over its threshold, as a (n, n_labels) bool matrix, and the
+    probability of exactly that set under the head's independent labels, ``prod_l p_l^s_l (1 - p_l)^(1 - s_l)``."""
+    chosen = proba >= thresholds
+    return chosen, np.prod(np.where(chosen, proba, 1.0 - proba), axis=1)
+
+
+def annotation_label(annotations: list[dict[str, Any]], spec: LabelSpec) -> str | None:
+    """The one rule for "which label does a task have": the label of its newest submitted (not cancelled)
+    annotation that gives one (``label_of``), or None."""
+    submitted = [a for a in annotations if not a.get("was_cancelled")]
+    for annotation in sorted(submitted, key=lambda a: (a.get("updated_at") or "", a.get("id") or 0), reverse=True):
+        label = spec.label_of(annotation.get("result") or [])
+        if label is not None:
+            return label
+    return None
+
+
+def distinct_labels(labels: np.ndarray) -> int:
+    """Distinct classes (class indices) or distinct label sets (rows of a multi-label indicator matrix)."""
+    if labels.ndim == 2:
+        return len(np.unique(labels, axis=0)) if len(labels) else 0
+    return len(set(labels.tolist()))

@@ -42,13 +42,15 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
 
+from backend.core.keys import (
+    COUNTERS_KEY,
+    RETRAIN_SECONDS_KEY,
+    RETRAINS_KEY,
+    WEBHOOKS_KEY,
+)
+
 log = logging.getLogger(__name__)
 
-PREFIX = "al:metrics:"
-WEBHOOKS_KEY = PREFIX + "webhooks"
-RETRAINS_KEY = PREFIX + "retrains"
-RETRAIN_SECONDS_KEY = PREFIX + "retrain_seconds"
-COUNTERS_KEY = PREFIX + "counters"
 
 OTHER = "other"
 #: Label Studio's webhook actions. The action is whatever the request body says, so only these reach a label.

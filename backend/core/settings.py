@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from backend.core.exceptions import SettingsError
 from strategies import STRATEGY_NAMES
 
 MODEL_MODES = ("finetune", "head")
@@ -46,9 +47,6 @@ PROJECT_RANGES: dict[str, tuple[float, float]] = {
 }
 MAX_MODEL_NAME_CHARS = 200
 
-
-class SettingsError(ValueError):
-    """A setting has a value the backend cannot use."""
 
 
 @dataclass(frozen=True)

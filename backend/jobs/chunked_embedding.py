@@ -27,9 +27,9 @@ from redis import Redis
 from rq import Queue
 from rq.job import Job, JobStatus
 
-from backend.models.encoder import Progress
-from backend.models.frozen_classifier import FrozenEncoderClassifier
+from backend.core.progress import Progress
 from backend.core.settings import ProjectSettings, ServiceSettings
+from backend.models.frozen_classifier import FrozenEncoderClassifier
 
 log = logging.getLogger(__name__)
 

@@ -17,17 +17,16 @@ from dataclasses import dataclass
 
 from redis import Redis
 
-from backend.labelstudio.client import LabelStudioClient
-from backend.store.model_store import ModelStore
+from backend.core.exceptions import NotConnected
+from backend.core.labels import LabelSpec, parse_label_config
 from backend.core.settings import ProjectSettings, ServiceSettings
+from backend.labelstudio.client import LabelStudioClient
 from backend.labelstudio.url_secret import resolve_url_secret, url_carries_secret
 from backend.labelstudio.write_gate import WriteGate
+from backend.store.model_store import ModelStore
 
 log = logging.getLogger(__name__)
 
-
-class NotConnected(Exception):
-    """Label Studio does not confirm that this project connected this backend; nothing may be done to it."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,10 @@ class Connection:
     ml_backend_id: int
     settings: ProjectSettings
     ls: LabelStudioClient
+
+    def label_spec(self) -> LabelSpec:
+        """The project's label config as Label Studio holds it now."""
+        return parse_label_config(self.ls.project(self.project_id)["label_config"])
 
 
 def label_studio_for(service: ServiceSettings, store: ModelStore, redis: Redis, project_id: int) -> LabelStudioClient:

@@ -21,60 +21,47 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from redis import Redis
-from rq import get_current_job
-
+from backend.core.exceptions import (
+    Skip,
+)
+from backend.core.labels import training_targets
+from backend.jobs.connection import connect
+from backend.jobs.context import ProjectJob, project_job, settled
+from backend.jobs.queueing import FINETUNE, enqueue_retrain
+from backend.labelstudio.rows import LabeledTask, PoolTask
+from backend.labelstudio.task_mirror import TaskMirror, mirror_folder
+from backend.learning.contest import SETFIT_SINGLE_LABEL, contest, judge, judging_split
+from backend.learning.entity_metrics import entity_scores
+from backend.learning.evaluation import (
+    Evaluation,
+    entity_evaluation,
+)
+from backend.models.encoder import resolve_model_path
 from backend.models.families import head_classifier
-from backend.jobs.connection import NotConnected, connect
+from backend.models.finetuned_tagger import FineTunedTagger
+from backend.models.frozen_classifier import FrozenEncoderClassifier
+from backend.models.token_head import TokenHead
 from backend.store.embedding_cache import EmbeddingCache
 from backend.store.encoder_registry import Decision, EncoderRegistry
-from backend.models.encoder import resolve_model_path
-from backend.learning.entity_metrics import entity_scores
-from backend.learning.evaluation import Evaluation, entity_evaluation, holdout_evaluation, holdout_split
-from backend.models.finetuned_classifier import FineTunedClassifier
-from backend.models.frozen_classifier import FrozenEncoderClassifier
-from backend.jobs.retrain import JobProgress, Skip
-from backend.core.labels import UnsupportedLabelConfig, parse_label_config, training_targets
-from backend.labelstudio.client import LabeledTask, PoolTask
-from backend.store.model_store import ModelStore
-from backend.learning.phases import can_train
-from backend.jobs.project_lock import project_lock
-from backend.jobs.queueing import FINETUNE, enqueue_retrain, is_dead, release_pending
-from backend.core.settings import ProjectSettings, ServiceSettings, SettingsError
-from backend.models.setfit_classifier import SetFitClassifier
-from backend.labelstudio.task_mirror import TaskMirror, mirror_folder
-from backend.models.finetuned_tagger import FineTunedTagger
-from backend.models.token_head import TokenHead
-from strategies import NER, SINGLE_LABEL
+from strategies import NER
 
 log = logging.getLogger(__name__)
 
-#: Held-out labels a fine-tune is judged on at least: fewer make adoption a coin toss.
-MIN_JUDGED = 5
-SETFIT_SINGLE_LABEL = "finetune_method: setfit tunes single-label projects only; use finetune_method: classifier"
 
 
 def finetune(project_id: int) -> dict[str, Any]:
-    job = get_current_job()
-    redis = job.connection
-    service = ServiceSettings.from_env()
-    store = ModelStore(service.model_dir)
-    registry = EncoderRegistry(store.project_dir(project_id))
-    with project_lock(redis, project_id, job.id, lambda holder: is_dead(redis, holder), scope="finetune"):
-        release_pending(redis, project_id, job.id, FINETUNE)
+    """The RQ job: one full path of one project, one at a time per project (the "finetune" lock)."""
+    with project_job(project_id, FINETUNE, scope="finetune") as job:
+        registry = EncoderRegistry(job.store.project_dir(project_id))
         started = time.monotonic()
         try:
-            decision = FullPath(project_id, service, store, redis, registry, job).run()
-        except NotConnected as why:
-            decision = _ended("refused", str(why), job.id)
-        except (Skip, SettingsError, UnsupportedLabelConfig) as why:
-            decision = _ended("skipped", str(why), job.id)
+            decision = FullPath(job, registry).run()
         except Exception as error:
-            registry.record(_ended("failed", f"{type(error).__name__}: {error}", job.id), None)
-            raise
-        if decision.outcome in ("refused", "skipped"):
-            registry.record(decision, None)
+            ending = settled(error)
+            if ending is None:
+                registry.record(_ended("failed", f"{type(error).__name__}: {error}", job.job.id), None)
+                raise
+            decision = registry.record(_ended(*ending, job.job.id), None)
         log.info("project %s: full path %s in %.1f s: %s", project_id, decision.outcome, time.monotonic() - started, decision.reason)
         return {**decision.to_dict(), "seconds": round(time.monotonic() - started, 2)}
 
@@ -83,67 +70,21 @@ def _ended(outcome: str, reason: str, job_id: str) -> Decision:
     return Decision(outcome, 0, {}, {}, reason, time.time(), job_id=job_id)
 
 
-def judging_split(y: np.ndarray, settings: ProjectSettings, task_type: str = SINGLE_LABEL) -> tuple[np.ndarray, np.ndarray]:
-    """(train, held-out) label indices for a fine-tune and its judgement; ``Skip`` when it could not be judged fairly.
-    ``y`` is what ``backend.learning.phases`` counts: classes, label sets, or (NER) each task's span count."""
-    if not can_train(settings, y, task_type):
-        raise Skip(f"{len(y)} labels: too few to fine-tune (min_labels={settings.min_labels}, {_needed(task_type)})")
-    # A tagger's labels are span counts, not classes: it needs a span to train on, not two classes.
-    split = holdout_split(y, settings.eval_fraction, settings.seed, min_distinct=1 if task_type == NER else 2)
-    if split is not None and task_type == NER and not y[split[0]].sum():
-        split = None
-    if split is None:
-        raise Skip(
-            f"eval_fraction={settings.eval_fraction} of {len(y)} labels holds none out, so a fine-tune could not be "
-            "judged against the encoder in use; raise eval_fraction or label more"
-        )
-    train, held = split
-    if len(held) < MIN_JUDGED:
-        raise Skip(
-            f"eval_fraction={settings.eval_fraction} of {len(y)} labels holds out {len(held)}; judging a fine-tune "
-            f"against the encoder in use needs at least {MIN_JUDGED} held-out labels"
-        )
-    return train, held
-
-
-def tuned_classifier(classes, multi_label: bool, settings: ProjectSettings):
-    """The classifier the full path trains, by ``settings.finetune_method``; both start from the base model."""
-    if settings.finetune_method == "setfit":
-        if multi_label:
-            raise Skip(SETFIT_SINGLE_LABEL)
-        return SetFitClassifier(classes, settings)
-    return FineTunedClassifier(classes, settings, multi_label=multi_label)
-
-
-def contest(baseline, classes, multi_label: bool, settings: ProjectSettings, texts: list[str], y: np.ndarray, progress=None):
-    """Tune a classifier (``tuned_classifier``) on all labels but the held-out ones, and evaluate it and
-    ``baseline`` (the head over the encoder in use, refit here on the same labels) on those: (tuned classifier,
-    its evaluation, the baseline's). The worker's full path and ``al-simulate``'s two-speed mode both judge with this."""
-    train, held = judging_split(y, settings)
-    train_texts, held_texts = [texts[i] for i in train], [texts[i] for i in held]
-    finetuned = tuned_classifier(classes, multi_label, settings)
-    baseline.fit(train_texts, y[train])
-    baseline_eval = holdout_evaluation(y[held], baseline.decide(baseline.predict_proba(held_texts)), len(train))
-    finetuned.fit(train_texts, y[train], progress)
-    finetuned_eval = holdout_evaluation(y[held], finetuned.decide(finetuned.predict_proba(held_texts, progress)), len(train))
-    return finetuned, finetuned_eval, baseline_eval
-
-
 class FullPath:
-    def __init__(self, project_id: int, service: ServiceSettings, store: ModelStore, redis: Redis, registry: EncoderRegistry, job):
-        self.project_id, self.service, self.store, self.redis = project_id, service, store, redis
-        self.registry, self.job_id, self.progress = registry, job.id, JobProgress(job)
+    def __init__(self, job: ProjectJob, registry: EncoderRegistry):
+        self.job, self.registry = job, registry
+        self.project_id, self.store, self.progress = job.project_id, job.store, job.progress
 
     def _locked(self):
         """The project lock, which the fast path holds while it reads the mirror, the registry and the cache."""
-        return project_lock(self.redis, self.project_id, self.job_id, lambda holder: is_dead(self.redis, holder))
+        return self.job.lock("retrain")
 
     def run(self) -> Decision:
         with self._locked():
-            connection = connect(self.service, self.store, self.redis, self.project_id)
+            connection = connect(self.job.service, self.store, self.job.redis, self.project_id)
             settings, ls = connection.settings, connection.ls
-            spec = parse_label_config(ls.project(self.project_id)["label_config"])
-            mirror = TaskMirror(mirror_folder(self.store.project_dir(self.project_id)), self.service.resync_s)
+            spec = connection.label_spec()
+            mirror = TaskMirror(mirror_folder(self.store.project_dir(self.project_id)), self.job.service.resync_s)
             mirror.refresh(ls, self.project_id, spec)
             labeled, pool = mirror.labeled(), mirror.pool()
             in_use = self.registry.newest()
@@ -188,7 +129,7 @@ class FullPath:
         ``save_encoder`` writes now (a sequence classifier saves only when adopted)."""
         outcome, reason = judge(finetuned, baseline, len(labeled), in_use.n_labels if in_use else 0)
         decision = Decision(
-            outcome, len(labeled), finetuned.to_dict(), baseline.to_dict(), reason, time.time(), job_id=self.job_id,
+            outcome, len(labeled), finetuned.to_dict(), baseline.to_dict(), reason, time.time(), job_id=self.job.job.id,
             method=settings.finetune_method,
         )
         log.info("project %s: fine-tune %s (%s)", self.project_id, outcome, reason)
@@ -210,26 +151,5 @@ class FullPath:
             decision = self.registry.record(decision, staged)
             cache = EmbeddingCache(self.store.project_dir(self.project_id) / "embeddings", fingerprint, dim)
             cache.store([t.id for t in tasks], [t.text for t in tasks], vectors)
-        enqueue_retrain(self.redis, self.service, self.project_id, reason="encoder adopted")
+        enqueue_retrain(self.job.redis, self.job.service, self.project_id, reason="encoder adopted")
         return decision
-
-
-def judge(finetuned: Evaluation, baseline: Evaluation, n_labels: int, in_use_labels: int) -> tuple[str, str]:
-    """``adopted`` only when the fine-tune is at least as good on the held-out labels and not trained on fewer
-    labels than the encoder in use; ties go to the fine-tune, which saw the same labels end to end. Classifiers
-    compare accuracy, then macro-F1; taggers (no accuracy) entity micro-F1, then macro-F1."""
-    if n_labels < in_use_labels:
-        return "stale", f"trained on {n_labels} labels; the encoder in use saw {in_use_labels}"
-    first = "accuracy" if finetuned.accuracy is not None else "f1_micro"
-    mine = (getattr(finetuned, first), finetuned.f1_macro)
-    theirs = (getattr(baseline, first), baseline.f1_macro)
-    verdict = "adopted" if mine >= theirs else "rejected"
-    name = "accuracy" if first == "accuracy" else "entity micro-F1"
-    return verdict, (
-        f"held-out {name} {mine[0]:.3f} / macro-F1 {mine[1]:.3f} against the head over the "
-        f"encoder in use at {theirs[0]:.3f} / {theirs[1]:.3f}, on {finetuned.n_eval} held-out labels"
-    )
-
-
-def _needed(task_type: str) -> str:
-    return "and a span" if task_type == NER else "in at least 2 classes"

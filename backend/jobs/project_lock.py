@@ -21,19 +21,19 @@ from redis import Redis
 from redis.exceptions import LockError, RedisError
 from redis.lock import Lock
 
+from backend.core.exceptions import LockLost
+from backend.core.keys import lock_key
+
 log = logging.getLogger(__name__)
 
 TTL_S = 15
 
 
-class LockLost(RuntimeError):
-    """The project lock expired or vanished while held; another job may own the project now."""
-
 
 def lock_for(redis: Redis, project_id: int, ttl_s: float = TTL_S, scope: str = "retrain") -> Lock:
     """``scope`` "retrain": the project's versions, mirror and caches; "finetune": one full path at a time."""
     # Not thread-local: the heartbeat thread renews the token the job's thread acquired.
-    return redis.lock(f"al:project:{int(project_id)}:{scope}:lock", timeout=ttl_s, thread_local=False)
+    return redis.lock(lock_key(project_id, scope), timeout=ttl_s, thread_local=False)
 
 
 class HeldLock:

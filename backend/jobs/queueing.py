@@ -20,8 +20,10 @@ from rq import Queue, Retry, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from backend.jobs.project_lock import delete_if_equal
+from backend.core import keys
 from backend.core.settings import ServiceSettings
+from backend.jobs.project_lock import delete_if_equal
+from backend.learning.phases import finetune_due
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ RESYNC = JobKind("resync", "backend.jobs.resync.resync", "re-read every task of"
 
 
 def pending_key(project_id: int, kind: JobKind = RETRAIN) -> str:
-    return f"al:project:{int(project_id)}:{kind.name}:pending"
+    return keys.pending_key(project_id, kind.name)
 
 
 @dataclass(frozen=True)
@@ -115,23 +117,26 @@ def is_dead(redis: Redis, job_id: str) -> bool:
     return bool(job.worker_name) and not redis.exists(Worker.redis_worker_namespace_prefix + job.worker_name)
 
 
-def _finetune_requested_key(project_id: int) -> str:
-    return f"al:project:{int(project_id)}:finetune:requested-at"
-
-
-def finetune_due(n_labels: int, requested_at: int, every: int) -> bool:
-    """The full path's schedule, for the worker and the simulation alike: due once ``every`` labels arrived
-    since the last request (``requested_at`` labels; 0 before the first, so first at ``every`` labels)."""
-    return n_labels >= requested_at + every
-
-
 def enqueue_finetune_if_due(
     redis: Redis, service: ServiceSettings, project_id: int, n_labels: int, every: int, reason: str | None = None
 ) -> Enqueued | None:
     """Queue the full path when ``every`` labels arrived since the last request (at ``every`` labels first),
     or at once when ``reason`` says why (START_TRAINING, /train)."""
-    requested_at = int(redis.get(_finetune_requested_key(project_id)) or 0)
+    requested_at = int(redis.get(keys.finetune_requested_key(project_id)) or 0)
     if reason is None and not finetune_due(n_labels, requested_at, every):
         return None
-    redis.set(_finetune_requested_key(project_id), n_labels)
+    redis.set(keys.finetune_requested_key(project_id), n_labels)
     return enqueue(redis, service, project_id, reason or f"{n_labels} labels, {n_labels - requested_at} new", FINETUNE)
+
+
+def queue_status(redis: Redis, service: ServiceSettings, project_id: int, kind: JobKind = RETRAIN) -> dict:
+    """For ``/status``: the project's job of ``kind`` waiting to run, those running (with their progress), and how
+    many jobs wait in the kind's queue in all."""
+    queue = Queue(kind.queue(service), connection=redis)
+    pending = redis.get(pending_key(project_id, kind))
+    running = []
+    for job_id in queue.started_job_registry.get_job_ids():
+        job = _fetch(redis, job_id)
+        if job is not None and job.args and job.args[0] == project_id and job.func_name == kind.function:
+            running.append({"job_id": job_id, "progress": job.get_meta(refresh=False).get("progress")})
+    return {"pending_job": pending.decode() if pending else None, "running": running, "queued_total": queue.count}

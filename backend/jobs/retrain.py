@@ -1,13 +1,15 @@
-"""The retrain job, run by the worker: the active-learning step for one project.
+"""The retrain job, run by the worker: the active-learning step for one project, from Label Studio and back.
 
 A retrain confirms with Label Studio that the project connected this backend (``backend.jobs.connection``) and
-reads the owner's settings from that connection, then reads the project's labels, trains, evaluates, ranks
-the unlabeled pool with the project's strategy, publishes a model version, writes its predictions in
-bounded chunks, switches the project to it, and finally prunes this backend's older versions from Label
-Studio. All of it runs under the project lock (``backend.jobs.project_lock``).
+reads the owner's settings from that connection, then reads what changed in the project (the task mirror),
+embeds new tasks, and takes the active-learning step (``backend.learning.step``: phase, fit, cross-validate,
+rank). It publishes the version, writes its predictions in bounded chunks and switches the project to it,
+and finally prunes this backend's older versions from Label Studio (``backend.jobs.publish``). All of it runs
+under the project lock (``backend.jobs.project_lock``).
 
 Problems a retry cannot fix (a project that never connected, a bad label config, too few labels) end the
-job with a ``refused`` or ``skipped`` result instead of an exception, so RQ does not retry them.
+job with a ``refused`` or ``skipped`` result instead of an exception, so RQ does not retry them
+(``backend.jobs.context.settled``).
 """
 from __future__ import annotations
 
@@ -15,95 +17,84 @@ import logging
 import resource
 import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from redis import Redis
-from rq import get_current_job
-
-from backend.jobs.chunked_embedding import embed_in_chunks
-from backend.models.families import head_classifier, save_classifier
-from backend.jobs.connection import Connection, NotConnected, connect
-from backend.store.encoder_registry import EncoderRegistry
-from backend.learning.evaluation import Evaluation, cross_validated_head, cross_validated_multilabel_head, cross_validated_tagger
-from backend.store.history import span_acceptance, suggestion_acceptance
-from backend.core.labels import LabelSpec, UnsupportedLabelConfig, label_counts, parse_label_config, training_targets
-from backend.labelstudio.client import LabeledTask, LabelStudioClient
-from backend.core.metrics import StageTimes, record_embedding_cache, record_predictions_written, record_retrain
-from backend.store.model_store import ModelStore, ModelVersion, PoolRanking, write_json
-from backend.learning.phases import can_train, choose_phase
-from backend.jobs.project_lock import HeldLock, lock_for, project_lock
-from backend.store.setup_record import save_retrain_outcome
-from backend.learning.stopping_signal import pool_uncertainty, stopping_signal
-from backend.jobs.queueing import RESYNC, enqueue, enqueue_finetune_if_due, is_dead, pending_key, release_pending
-from backend.learning.scoring import (
-    StrategyUnavailable,
-    collect_outputs,
-    ls_scores,
-    needs_trained_model,
+from backend.core.exceptions import Skip
+from backend.core.labels import LabelSpec, label_counts, training_targets
+from backend.core.metrics import (
+    StageTimes,
+    record_embedding_cache,
+    record_predictions_written,
+    record_retrain,
 )
-from backend.core.settings import ProjectSettings, ServiceSettings, SettingsError
-from backend.jobs.task_hints import clear_hints, clear_resync, pending_hints, pending_resync
+from backend.core.settings import ProjectSettings
+from backend.jobs.chunked_embedding import embed_in_chunks
+from backend.jobs.connection import Connection, connect
+from backend.jobs.context import SKIPPED, ProjectJob, project_job, settled
+from backend.jobs.outcomes import save_retrain_outcome
+from backend.jobs.project_lock import lock_for
+from backend.jobs.publish import KEEP_LOCAL_VERSIONS, prune, publish_version, write_back
+from backend.jobs.queueing import (
+    RESYNC,
+    RETRAIN,
+    enqueue,
+    enqueue_finetune_if_due,
+    pending_key,
+)
+from backend.jobs.task_hints import (
+    clear_hints,
+    clear_resync,
+    pending_hints,
+    pending_resync,
+)
+from backend.labelstudio.rows import LabeledTask, PoolTask, SkippedTasks
 from backend.labelstudio.task_mirror import RefreshReport, TaskMirror, mirror_folder
-from backend.models.base import TextClassifier
-from strategies import NER, MissingOutputsError, make_strategy
+from backend.learning.acceptance import span_acceptance, suggestion_acceptance
+from backend.learning.step import ActiveLearningStep
+from backend.learning.stopping_signal import pool_uncertainty, stopping_signal
+from backend.models.families import head_classifier
+from backend.models.frozen_classifier import FrozenEncoderClassifier
+from backend.store.encoder_registry import EncoderRegistry
+from backend.store.history import history_record
+from backend.store.model_store import ModelVersion
+from backend.store.version_meta import VersionMeta
+from strategies import NER
 
 log = logging.getLogger(__name__)
 
-#: Local model versions kept per project besides the active one.
-KEEP_LOCAL_VERSIONS = 3
-
-
-def publish_version(
-    store: ModelStore, project_id: int, classifier: TextClassifier | None, ranking: PoolRanking, meta: dict[str, Any]
-) -> str:
-    """Write classifier, ranking and metadata as one atomic version; returns its name."""
-    with store.publish(project_id) as (version, folder):
-        if classifier is not None:
-            save_classifier(classifier, folder)
-        ranking.save(folder)
-        write_json(folder / "meta.json", {**meta, "version": version, "created_at": time.time()})
-    return version
-
-
-class Skip(Exception):
-    """The retrain cannot do anything useful now; retrying will not help."""
+#: The outcome's fields that ``/status`` and the dashboard show of a retrain that published a version.
+OUTCOME_FIELDS = ("status", "model_version", "seconds", "n_labeled", "n_pool", "phase", "skipped_tasks", "pruned",
+                  "embedding_cache", "read")
 
 
 def retrain(project_id: int) -> dict[str, Any]:
-    job = get_current_job()
-    redis = job.connection
-    service = ServiceSettings.from_env()
-    store = ModelStore(service.model_dir)
-    with project_lock(redis, project_id, job.id, lambda holder: is_dead(redis, holder)) as held:
-        release_pending(redis, project_id, job.id)
+    """The RQ job: one retrain of one project, its outcome recorded for ``/status`` and ``/metrics``."""
+    with project_job(project_id, RETRAIN) as job:
         times = StageTimes()
         try:
             with times.stage("connect"):
-                connection = connect(service, store, redis, project_id)
-            result = Retrain(connection, service, store, held, JobProgress(job), redis, times).run()
-            record_predictions_written(redis, result["predictions_written"])
-            record_embedding_cache(redis, **result["embedding_cache"])
-            keys = ("status", "model_version", "seconds", "n_labeled", "n_pool", "phase", "skipped_tasks", "pruned", "embedding_cache", "read")
-            outcome = {key: result[key] for key in keys} | {
+                connection = connect(job.service, job.store, job.redis, project_id)
+            result = Retrain(connection, job, times).run()
+            record_predictions_written(job.redis, result["predictions_written"])
+            record_embedding_cache(job.redis, **result["embedding_cache"])
+            outcome = {key: result[key] for key in OUTCOME_FIELDS} | {
                 "peak_rss_mb": peak_rss_mb(), "stages": {name: round(s, 3) for name, s in times.with_total().items()},
             }
-        except NotConnected as why:
-            log.warning("project %s: refused: %s", project_id, why)
-            result = outcome = {"status": "refused", "reason": str(why)}
-        except (Skip, SettingsError, UnsupportedLabelConfig, StrategyUnavailable, MissingOutputsError) as why:
-            log.warning("project %s: retrain skipped: %s", project_id, why)
-            result = outcome = {"status": "skipped", "reason": str(why)}
         except Exception as error:
-            # Re-raised so RQ retries (an LS or Redis outage); recorded so the owner sees why in /status.
-            record_retrain(redis, "failed", times.with_total())
-            save_retrain_outcome(
-                redis, project_id,
-                {"status": "failed", "reason": f"{type(error).__name__}: {error}", "job_id": job.id, "finished_at": time.time()},
-            )
-            raise
-        record_retrain(redis, outcome["status"], times.with_total())
-        save_retrain_outcome(redis, project_id, {**outcome, "job_id": job.id, "finished_at": time.time()})
+            ending = settled(error)
+            if ending is None:
+                # Re-raised so RQ retries (an LS or Redis outage); recorded so the owner sees why in /status.
+                record_retrain(job.redis, "failed", times.with_total())
+                save_retrain_outcome(
+                    job.redis, project_id,
+                    {"status": "failed", "reason": f"{type(error).__name__}: {error}", "job_id": job.job.id, "finished_at": time.time()},
+                )
+                raise
+            log.warning("project %s: retrain %s: %s", project_id, *ending)
+            result = outcome = {"status": ending[0], "reason": ending[1]}
+        record_retrain(job.redis, outcome["status"], times.with_total())
+        save_retrain_outcome(job.redis, project_id, {**outcome, "job_id": job.job.id, "finished_at": time.time()})
         return result
 
 
@@ -112,71 +103,34 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def prune(
-    ls: LabelStudioClient, store: ModelStore, project_id: int, held: HeldLock, keep_within: int | None = None
-) -> list[str]:
-    """Delete this backend's older versions from Label Studio; the caller holds the project lock.
+@dataclass
+class Labels:
+    """What a retrain read: the labeled and unlabeled tasks, and what the model trains on."""
 
-    Only versions in the project's ledger are candidates, so an owner's own versions are never touched,
-    and neither the version active in Label Studio nor the one this backend activated is deleted.
-
-    LS deletes predictions one by one (a signal per row: about 150 per second), so with ``keep_within`` (a
-    retrain is waiting: an annotator is labeling) only the oldest versions are deleted, just enough that the
-    backend's predictions stored in LS stay within ``keep_within``; the rest waits for a quieter retrain.
-    """
-    ledger_file = store.ledger(project_id)
-    ledger = ledger_file.read()
-    counts = {version: count for version, count in ls.prediction_versions(project_id).items() if count}
-    ls_active = ls.project(project_id)["model_version"]
-    doomed = ledger.prunable(set(counts), ls_active)
-    if keep_within is not None:
-        stored = sum(counts[version] for version in ledger.written if version in counts)
-        needed = []
-        for version in doomed:
-            if stored <= keep_within:
-                break
-            needed.append(version)
-            stored -= counts[version]
-        doomed = needed
-    for version in doomed:
-        held.ensure_held()
-        ls.delete_version(project_id, version)
-    # Versions Label Studio no longer holds (deleted here, or by the owner) leave the ledger.
-    gone = {version for version in ledger.written if version not in counts or version in doomed} - {ledger.active, ls_active}
-    ledger_file.write(ledger.without(gone))
-    return doomed
-
-
-class JobProgress:
-    """Progress of long stages, in the job's meta (for /status) and the worker log, at most every 2 s."""
-
-    def __init__(self, job):
-        self.job = job
-        self._last = 0.0
+    spec: LabelSpec
+    labeled: list[LabeledTask]
+    pool: list[PoolTask]
+    #: What the model trains on, what the phase rule counts, and spans that could not be read (NER).
+    targets: Any
+    counted: Any
+    dropped_spans: Counter
+    read: RefreshReport
+    #: Tasks without a readable text under the config: counted and named, never trained on or ranked.
+    skipped: SkippedTasks
 
     @property
-    def job_name(self) -> str:
-        return self.job.id if self.job is not None else "inline"
+    def labeled_texts(self) -> list[str]:
+        return [task.text for task in self.labeled]
 
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if done < total and now - self._last < 2.0:
-            return
-        self._last = now
-        log.info("%s: %d/%d", stage, done, total)
-        if self.job is not None:
-            self.job.meta["progress"] = {"stage": stage, "done": done, "total": total}
-            self.job.save_meta()
+    @property
+    def pool_texts(self) -> list[str]:
+        return [task.text for task in self.pool]
 
 
 @dataclass
 class Retrain:
     connection: Connection
-    service: ServiceSettings
-    store: ModelStore
-    held: HeldLock
-    progress: JobProgress
-    redis: Redis
+    job: ProjectJob
     times: StageTimes = field(default_factory=StageTimes)
     cache_hits: int = 0
     cache_misses: int = 0
@@ -192,184 +146,146 @@ class Retrain:
     def run(self) -> dict[str, Any]:
         try:
             return self._run()
-        except (Skip, UnsupportedLabelConfig, StrategyUnavailable, MissingOutputsError):
+        except SKIPPED:
             # Nothing to publish, but a prune deferred by an earlier retrain (a label was waiting) is done now,
             # unless a label is waiting again.
-            if not self.redis.exists(pending_key(self.project_id)):
-                prune(self.connection.ls, self.store, self.project_id, self.held)
+            if not self.job.redis.exists(pending_key(self.project_id)):
+                prune(self.connection.ls, self.job.store, self.project_id, self.job.held)
             raise
 
     def _run(self) -> dict[str, Any]:
         started = time.monotonic()
-        ls, store, stage = self.connection.ls, self.store, self.times.stage
+        stage, store = self.times.stage, self.job.store
         leftovers = store.remove_stale_staging(self.project_id)
         if leftovers:
             log.warning("project %s: removed staging folders of killed publishes: %s", self.project_id, leftovers)
         with stage("read"):
-            spec = parse_label_config(ls.project(self.project_id)["label_config"])
-            mirror = TaskMirror(mirror_folder(store.project_dir(self.project_id)), self.service.resync_s)
-            read = self._refresh(mirror, spec)
-            labeled, pool = mirror.labeled(), mirror.pool()
+            labels = self._read()
+        encoders = EncoderRegistry(store.project_dir(self.project_id))
+        # The fast path: a head over the newest encoder the full path adopted (the base model until then).
+        in_use = encoders.newest()
+        classifier = head_classifier(labels.spec, self.settings, model_path=encoders.path_of(in_use))
+        step = ActiveLearningStep(classifier, self.settings, labels.spec.task_type, self.settings.seed, self.job.progress)
+        plan = step.plan(labels.counted)
+        log.info("project %s: %d labeled, %d unlabeled tasks; phase %s", self.project_id, len(labels.labeled),
+                 len(labels.pool), plan.phase)
+        with stage("embed"):
+            self._embed(classifier, [*labels.labeled, *labels.pool])
+        evaluation = None
+        if plan.trainable:
+            with stage("train"):
+                step.fit(plan, labels.labeled_texts, labels.targets)
+            with stage("evaluate"):
+                evaluation = step.evaluate(plan, labels.labeled_texts, labels.targets)
+            log.info("project %s: cross-validated head %s", self.project_id, evaluation.to_dict())
+        with stage("score"):
+            proba = step.predict(plan, labels.pool_texts)
+            informativeness = step.query(plan, labels.pool_texts, labels.labeled_texts, labels.targets, proba)
+            ranking = step.ranking([t.id for t in labels.pool], labels.pool_texts, informativeness, proba)
+        previous = store.active(self.project_id)
+        meta = self._meta(labels, plan, classifier, in_use, evaluation, ranking, proba)
+        with stage("publish"):
+            version = publish_version(store, self.project_id, classifier if plan.trainable else None, ranking, meta)
+        log.info("project %s: published %s; stopping signal: %s", self.project_id, version,
+                 meta.stopping["recommendation"]["reason"])
+        with stage("write"):
+            written = write_back(self.connection.ls, store, self.job.held, self.project_id, version, ranking,
+                                 labels.spec, self.settings.top_k, self.job.progress)
+        self._record_history(version, meta, previous, labels)
+        if self.settings.model_mode == "finetune" and plan.trainable:
+            enqueue_finetune_if_due(self.job.redis, self.job.service, self.project_id, len(labels.labeled),
+                                    self.settings.finetune_every)
+        with stage("prune"):
+            pruned, removed = self._prune(len(labels.pool))
+        seconds = round(time.monotonic() - started, 2)
+        log.info("project %s: %s active after %.1f s; pruned LS versions %s, local %s", self.project_id, version, seconds,
+                 pruned, removed)
+        return {
+            "status": "trained" if plan.trainable else "ranked", "model_version": version, "seconds": seconds,
+            "pruned": pruned, "predictions_written": written,
+            "embedding_cache": {"hits": self.cache_hits, "misses": self.cache_misses}, **meta.to_dict(),
+        }
+
+    def _meta(self, labels: Labels, plan, classifier, in_use, evaluation, ranking, proba) -> VersionMeta:
+        ner = labels.spec.task_type == NER
+        return VersionMeta(
+            project=self.project_id, trained=plan.trainable, strategy=plan.strategy.name, phase=plan.phase,
+            phase_reason=plan.reason, settings=self.settings.to_dict(), classes=list(labels.spec.classes),
+            task_type=labels.spec.task_type, encoder=in_use.folder if in_use else "base", n_labeled=len(labels.labeled),
+            n_pool=len(labels.pool), skipped_tasks=labels.skipped.to_dict(), read=labels.read.to_dict(),
+            evaluation=evaluation.to_dict() if evaluation else None,
+            token_cache=dict(zip(("hits", "misses"), classifier.token_cache_counts)) if ner else None,
+            # Annotated spans that could not be used, by reason (``backend.core.spans``): read, then aligned to tokens.
+            dropped_spans=dict(labels.dropped_spans + (classifier.dropped if plan.trainable and ner else Counter())),
+            stopping=stopping_signal(
+                self.job.store.latest(self.project_id), ranking,
+                pool_uncertainty(classifier.probability_outputs(proba)) if plan.trainable else None,
+            ),
+        )
+
+    def _read(self) -> Labels:
+        """The project's labels and pool, from the task mirror refreshed with what changed in Label Studio."""
+        spec = self.connection.label_spec()
+        mirror = TaskMirror(mirror_folder(self.job.store.project_dir(self.project_id)), self.job.service.resync_s)
+        read = self._refresh(mirror, spec)
+        labeled, pool = mirror.labeled(), mirror.pool()
         log.info("project %s: %s read of %d tasks (%s)", self.project_id, read.mode, read.read, read.why or "changes only")
         skipped = mirror.skipped(spec.missing_field_reason)
         if not pool:
             raise Skip(f"every one of the {len(labeled)} readable tasks is labeled: there is nothing to rank")
         if skipped.count:
             log.warning("project %s: skipped %d tasks: %s", self.project_id, skipped.count, skipped.to_dict())
-        labeled_texts = [task.text for task in labeled]
-        y, counted, dropped_spans = training_targets(spec, labeled)
-        phase, strategy_name, phase_reason = choose_phase(self.settings, counted, spec.task_type)
-        strategy = make_strategy(strategy_name, batch_size=self.settings.query_batch_size, random_state=self.settings.seed)
-        log.info("project %s: %d labeled, %d unlabeled tasks; phase %s", self.project_id, len(labeled), len(pool), phase)
-
-        trainable = can_train(self.settings, counted, spec.task_type)
-        if not trainable and needs_trained_model(strategy):
-            raise Skip(f"strategy {strategy.name!r} needs a trained model, and none can train yet: {phase_reason}")
-        encoders = EncoderRegistry(store.project_dir(self.project_id))
-        # The fast path: a head over the newest encoder the full path adopted (the base model until then).
-        in_use = encoders.newest()
-        classifier = head_classifier(spec, self.settings, model_path=encoders.path_of(in_use))
-        with stage("embed"):
-            cache = classifier.cache_for(store.project_dir(self.project_id))
-            cache.clear_other_fingerprints()
-            tasks = [*labeled, *pool]
-            self.cache_hits, self.cache_misses = classifier.embed_through_cache(
-                cache, [t.id for t in tasks], [t.text for t in tasks], self.progress,
-                embed_misses=lambda texts: embed_in_chunks(
-                    classifier, texts, redis=self.redis, service=self.service, progress=self.progress,
-                    plan_dir=store.project_dir(self.project_id) / "scoring" / self.progress.job_name,
-                ),
-            )
-        log.info("project %s: embeddings: %d from the cache, %d computed", self.project_id, self.cache_hits, self.cache_misses)
-        if spec.task_type == NER:
-            log.info("project %s: token vectors: %d from the cache, %d computed", self.project_id, *classifier.token_cache_counts)
-        evaluation = None
-        if trainable:
-            with stage("train"):
-                classifier.fit(labeled_texts, y, self.progress)
-            with stage("evaluate"):
-                evaluation = self._evaluate(spec, classifier, labeled_texts, y)
-            log.info("project %s: cross-validated head %s", self.project_id, evaluation.to_dict())
-
-        pool_texts = [task.text for task in pool]
-        with stage("score"):
-            proba = classifier.predict_proba(pool_texts, self.progress) if trainable else None
-            outputs = collect_outputs(
-                classifier, strategy, pool_texts, labeled_texts, y,
-                committee_size=self.settings.committee_size, seed=self.settings.seed, proba=proba, progress=self.progress,
-            )
-            informativeness = strategy.query(outputs)
-            ranking = PoolRanking.build(
-                [t.id for t in pool], ls_scores(informativeness), informativeness, proba, classifier.thresholds if trainable else None,
-                spans=classifier.suggestions(pool_texts, proba) if trainable and spec.task_type == NER else None,
-            )
-
-        previous = store.active(self.project_id)
-        meta = {
-            "project": self.project_id,
-            "trained": trainable,
-            "strategy": strategy.name,
-            "phase": phase,
-            "phase_reason": phase_reason,
-            "encoder": in_use.folder if in_use else "base",
-            "settings": self.settings.to_dict(),
-            "classes": list(spec.classes),
-            "task_type": spec.task_type,
-            "n_labeled": len(labeled),
-            "n_pool": len(pool),
-            "skipped_tasks": skipped.to_dict(),
-            "read": read.to_dict(),
-            "evaluation": evaluation.to_dict() if evaluation else None,
-            # Annotated spans that could not be used, by reason (``backend.core.spans``): read, then aligned to tokens.
-            "token_cache": dict(zip(("hits", "misses"), classifier.token_cache_counts)) if spec.task_type == NER else None,
-            "dropped_spans": dict(dropped_spans + (classifier.dropped if trainable and spec.task_type == NER else Counter())),
-            "stopping": stopping_signal(
-                store.latest(self.project_id), ranking, pool_uncertainty(classifier.probability_outputs(proba)) if trainable else None
-            ),
-        }
-        with stage("publish"):
-            version = publish_version(store, self.project_id, classifier if trainable else None, ranking, meta)
-        log.info("project %s: published %s; stopping signal: %s", self.project_id, version, meta["stopping"]["recommendation"]["reason"])
-        with stage("write"):
-            written = self._write_back(version, ranking, spec)
-        self._record_history(version, meta, previous, labeled, spec, y)
-        if self.settings.model_mode == "finetune" and trainable:
-            enqueue_finetune_if_due(self.redis, self.service, self.project_id, len(labeled), self.settings.finetune_every)
-        with stage("prune"):
-            # With a label waiting, keep room for its version's write: stored <= pool + 2 * top_k at any time.
-            waiting = self.redis.exists(pending_key(self.project_id))
-            keep_within = len(pool) + self.settings.top_k if waiting else None
-            pruned = prune(ls, store, self.project_id, self.held, keep_within)
-            removed = store.remove_older_than(self.project_id, KEEP_LOCAL_VERSIONS)
-        seconds = round(time.monotonic() - started, 2)
-        log.info("project %s: %s active after %.1f s; pruned LS versions %s, local %s", self.project_id, version, seconds, pruned, removed)
-        return {
-            "status": "trained" if trainable else "ranked", "model_version": version, "seconds": seconds,
-            "pruned": pruned, "predictions_written": written,
-            "embedding_cache": {"hits": self.cache_hits, "misses": self.cache_misses}, **meta,
-        }
+        targets, counted, dropped_spans = training_targets(spec, labeled)
+        return Labels(spec, labeled, pool, targets, counted, dropped_spans, read, skipped)
 
     def _refresh(self, mirror: TaskMirror, spec) -> RefreshReport:
         """Read what changed; the webhook hints used are then forgotten. A full resync that is due (periodic, or
         asked for by the owner) is queued for ``backend.jobs.resync``, never run here under the project lock."""
-        hints, asked = pending_hints(self.redis, self.project_id), pending_resync(self.redis, self.project_id)
-        report = mirror.refresh(self.connection.ls, self.project_id, spec, hinted_ids=hints, progress=self.progress)
-        clear_hints(self.redis, self.project_id, hints)
+        redis = self.job.redis
+        hints, asked = pending_hints(redis, self.project_id), pending_resync(redis, self.project_id)
+        report = mirror.refresh(self.connection.ls, self.project_id, spec, hinted_ids=hints, progress=self.job.progress)
+        clear_hints(redis, self.project_id, hints)
         reason = f"resync asked for ({asked})" if asked else report.resync_due
-        resync_running = lock_for(self.redis, self.project_id, scope="resync").locked()
+        resync_running = lock_for(redis, self.project_id, scope="resync").locked()
         if reason and report.mode == "incremental" and (asked or not resync_running):
-            enqueue(self.redis, self.service, self.project_id, reason, RESYNC, args=(reason,))
+            enqueue(redis, self.job.service, self.project_id, reason, RESYNC, args=(reason,))
         if asked:
-            clear_resync(self.redis, self.project_id, asked)
+            clear_resync(redis, self.project_id, asked)
         return report
 
-    def _evaluate(self, spec: LabelSpec, classifier: TextClassifier, texts: list[str], y) -> Evaluation:
-        """Cross-validated metrics of the model that ranks the pool (the served head's own C)."""
-        if spec.task_type == NER:
-            return cross_validated_tagger(classifier.tagger, texts, y, self.settings.seed)
-        if spec.multiple:
-            return cross_validated_multilabel_head(classifier.train_X, y, self.settings.seed, classifier.head.C)
-        return cross_validated_head(classifier.train_X, y, self.settings.seed, classifier.head.C)
+    def _embed(self, classifier: FrozenEncoderClassifier, tasks: list[LabeledTask | PoolTask]) -> None:
+        """Every task's embedding from the project's cache; misses are computed (in chunk jobs when many) and stored."""
+        project_dir = self.job.store.project_dir(self.project_id)
+        cache = classifier.cache_for(project_dir)
+        cache.clear_other_fingerprints()
+        progress = self.job.progress
+        self.cache_hits, self.cache_misses = classifier.embed_through_cache(
+            cache, [t.id for t in tasks], [t.text for t in tasks], progress,
+            embed_misses=lambda texts: embed_in_chunks(
+                classifier, texts, redis=self.job.redis, service=self.job.service, progress=progress,
+                plan_dir=project_dir / "scoring" / progress.job_name,
+            ),
+        )
+        log.info("project %s: embeddings: %d from the cache, %d computed", self.project_id, self.cache_hits, self.cache_misses)
+        if classifier.output_field == "token_proba":
+            log.info("project %s: token vectors: %d from the cache, %d computed", self.project_id, *classifier.token_cache_counts)
 
-    def _record_history(
-        self, version: str, meta: dict[str, Any], previous: ModelVersion | None, labeled: list[LabeledTask], spec: LabelSpec,
-        targets: Any,
-    ) -> None:
+    def _record_history(self, version: str, meta: VersionMeta, previous: ModelVersion | None, labels: Labels) -> None:
         """The dashboard's point for this version, and the suggestion acceptance of the one it replaces."""
-        stopping = meta["stopping"]
-        last_round = stopping["history"][-1] if stopping["history"] and meta["trained"] else None
-        record = {
-            "version": version, "created_at": time.time(), "n_labeled": meta["n_labeled"], "n_pool": meta["n_pool"],
-            "strategy": meta["strategy"], "phase": meta["phase"], "evaluation": meta["evaluation"], "acceptance": None,
-            "task_type": meta["task_type"],
-            "label_counts": label_counts(spec, targets),
-            "stopping": {**last_round, **stopping["recommendation"]} if last_round else None,
-        }
+        spec = labels.spec
         acceptance = (
             None if previous is None
-            else span_acceptance(previous.pool(), labeled, spec) if spec.task_type == NER
-            else suggestion_acceptance(previous.pool(), ((task.id, task.label) for task in labeled), spec)
+            else span_acceptance(previous.pool(), labels.labeled, spec) if spec.task_type == NER
+            else suggestion_acceptance(previous.pool(), ((task.id, task.label) for task in labels.labeled), spec)
         )
-        self.store.history(self.project_id).append(record, acceptance)
+        record = history_record(meta.published_as(version, time.time()), label_counts(spec, labels.targets))
+        self.job.store.history(self.project_id).append(record, acceptance)
 
-    def _write_back(self, version: str, ranking: PoolRanking, spec) -> int:
-        """Predictions to Label Studio, then the switch; the version becomes active here only after both."""
-        ls, ledger_file = self.connection.ls, self.store.ledger(self.project_id)
-        self.held.ensure_held()
-        # On record before the first prediction leaves, so a write killed halfway is still pruned later.
-        ledger_file.write(ledger_file.read().with_written(version))
-        rows = sorted(ranking.rows().items(), key=lambda row: row[1][0])[: self.settings.top_k]
-        predictions = [{"task": task_id, **spec.prediction(version, score, label, p)} for task_id, (score, label, p) in rows]
-        self.held.ensure_held()
-        ls.write_predictions(self.project_id, predictions, self.progress)
-        self.held.ensure_held()
-        # Uncertainty sampling is set once, at the first activation; an owner's later choice is kept.
-        ls.activate_version(self.project_id, version, set_sampling=not ledger_file.read().sampling_set)
-        project = ls.project(self.project_id)
-        ledger_file.write(
-            replace(
-                ledger_file.read(), active=version, sampling_set=True,
-                ls_model_version=project["model_version"], ls_sampling=project["sampling"], checked_at=time.time(),
-            )
-        )
-        return len(predictions)
+    def _prune(self, n_pool: int) -> tuple[list[str], list[str]]:
+        """Older versions out of Label Studio and off the disk. With a label waiting, keep room for its version's
+        write: stored <= pool + 2 * top_k at any time."""
+        waiting = self.job.redis.exists(pending_key(self.project_id))
+        keep_within = n_pool + self.settings.top_k if waiting else None
+        pruned = prune(self.connection.ls, self.job.store, self.project_id, self.job.held, keep_within)
+        return pruned, self.job.store.remove_older_than(self.project_id, KEEP_LOCAL_VERSIONS)
+

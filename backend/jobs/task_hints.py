@@ -9,20 +9,13 @@ from typing import Any
 
 from redis import Redis
 
+from backend.core.keys import resync_key, task_hints_key
 from backend.jobs.project_lock import delete_if_equal
 
 #: Task ids kept from one webhook; a bigger batch (a bulk delete) is caught by the task-count check instead.
 MAX_HINTS_PER_WEBHOOK = 10_000
 #: Hints outlive a worker outage, but not forever: the periodic full resync covers anything older.
 HINT_TTL_S = 7 * 24 * 3600
-
-
-def _hints_key(project_id: int) -> str:
-    return f"al:project:{int(project_id)}:task-hints"
-
-
-def _resync_key(project_id: int) -> str:
-    return f"al:project:{int(project_id)}:resync"
 
 
 def hinted_task_ids(body: dict[str, Any]) -> list[int]:
@@ -42,30 +35,30 @@ def hinted_task_ids(body: dict[str, Any]) -> list[int]:
 
 def add_hints(redis: Redis, project_id: int, task_ids: list[int]) -> None:
     if task_ids:
-        key = _hints_key(project_id)
+        key = task_hints_key(project_id)
         with redis.pipeline() as pipe:
             pipe.sadd(key, *task_ids).expire(key, HINT_TTL_S).execute()
 
 
 def pending_hints(redis: Redis, project_id: int) -> list[int]:
-    return sorted(int(value) for value in redis.smembers(_hints_key(project_id)))
+    return sorted(int(value) for value in redis.smembers(task_hints_key(project_id)))
 
 
 def clear_hints(redis: Redis, project_id: int, task_ids: list[int]) -> None:
     """Forget the hints a read used; hints that arrived during it stay for the next read."""
     if task_ids:
-        redis.srem(_hints_key(project_id), *task_ids)
+        redis.srem(task_hints_key(project_id), *task_ids)
 
 
 def request_resync(redis: Redis, project_id: int, reason: str) -> None:
-    redis.set(_resync_key(project_id), reason[:200], ex=HINT_TTL_S)
+    redis.set(resync_key(project_id), reason[:200], ex=HINT_TTL_S)
 
 
 def pending_resync(redis: Redis, project_id: int) -> str | None:
-    reason = redis.get(_resync_key(project_id))
+    reason = redis.get(resync_key(project_id))
     return reason.decode() if reason is not None else None
 
 
 def clear_resync(redis: Redis, project_id: int, reason: str) -> None:
     """Forget the request a full read answered; one made during the read (another reason) stays."""
-    delete_if_equal(redis, _resync_key(project_id), reason.encode())
+    delete_if_equal(redis, resync_key(project_id), reason.encode())

@@ -39,9 +39,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from backend.models.encoder import Progress
 from backend.core.labels import LabelSpec
-from backend.labelstudio.client import LabeledTask, LabelStudioClient, PoolTask, SkippedTasks, TaskRecord, ls_timestamp
+from backend.core.progress import Progress
+from backend.labelstudio.client import LabelStudioClient
+from backend.labelstudio.rows import (
+    LabeledTask,
+    PoolTask,
+    SkippedTasks,
+    TaskRecord,
+    ls_timestamp,
+)
 
 #: Seconds re-read before the watermark on each incremental refresh.
 OVERLAP_S = 10.0
@@ -77,10 +84,13 @@ def mirror_folder(project_dir: Path) -> Path:
     return Path(project_dir) / "task-mirror"
 
 
+MIRROR_FILE = "tasks.sqlite3"
+
+
 class TaskMirror:
     def __init__(self, folder: Path, resync_after_s: float, overlap_s: float = OVERLAP_S):
         folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / "tasks.sqlite3"
+        self.path = folder / MIRROR_FILE
         self.resync_after_s = resync_after_s
         self.overlap_s = overlap_s
 
@@ -104,6 +114,11 @@ class TaskMirror:
                     return replace(report, resync_due=self._resync_reason(meta))
                 why = "the task count differs from Label Studio's (a deletion without a webhook, or a late import)"
             return self._full(db, ls, project_id, spec, why, progress)
+
+    @staticmethod
+    def exists(folder: Path) -> bool:
+        """Whether a mirror was ever written in ``folder`` (opening one creates it)."""
+        return (Path(folder) / MIRROR_FILE).is_file()
 
     def replace_with(self, staging: "TaskMirror") -> None:
         """Swap in a mirror a resync built elsewhere; the caller holds the project lock."""

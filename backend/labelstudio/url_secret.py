@@ -17,7 +17,8 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from backend.core.settings import MIN_URL_SECRET_CHARS, ServiceSettings, SettingsError
+from backend.core.exceptions import SettingsError
+from backend.core.settings import MIN_URL_SECRET_CHARS, ServiceSettings
 
 SECRET_FILE = "url-secret"
 

@@ -7,22 +7,19 @@ expires by itself, so a worker killed mid-write blocks the others for at most ``
 """
 from __future__ import annotations
 
-import hashlib
 from contextlib import contextmanager
 from typing import Iterator
 
 from redis import Redis
 from redis.exceptions import LockError
 
+from backend.core.keys import write_gate_key
+
 #: Longest one write may hold the gate: a 500-prediction chunk takes about a second, a version deletion
 #: longer on SQLite; the SDK's retries (``ls_client.WRITE_RETRIES``) also happen inside.
 HOLD_TIMEOUT_S = 300
 #: Longest a writer waits for its turn before its job fails (and RQ retries it).
 WAIT_TIMEOUT_S = 900
-
-
-def write_gate_key(ls_url: str) -> str:
-    return "al:ls-writer:" + hashlib.sha256(ls_url.rstrip("/").encode()).hexdigest()[:16]
 
 
 class WriteGate:

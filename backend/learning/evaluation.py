@@ -13,12 +13,17 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
-from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict, train_test_split
+from sklearn.model_selection import (
+    KFold,
+    StratifiedKFold,
+    cross_val_predict,
+    train_test_split,
+)
 
+from backend.core.labels import distinct_labels
 from backend.learning.entity_metrics import entity_scores
 from backend.models.logistic_head import DEFAULT_C, head_estimator, stratified_folds
 from backend.models.multilabel_head import fit_multilabel_head
-from backend.learning.phases import distinct_labels
 from backend.models.token_head import TokenHead
 
 

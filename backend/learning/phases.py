@@ -1,4 +1,5 @@
-"""Which phase ranks a project's pool: the cold start until a model can train, then the owner's strategy.
+"""Which phase ranks a project's pool: the cold start until a model can train, then the owner's strategy; and
+when the full path is due.
 
 One rule for the worker and for ``al-simulate``, so a simulation replays what a project would get.
 """
@@ -6,15 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from backend.core.labels import distinct_labels
 from backend.core.settings import ProjectSettings
 from strategies import DEFAULT_STRATEGIES, NER, SINGLE_LABEL, STRATEGIES
-
-
-def distinct_labels(labels: np.ndarray) -> int:
-    """Distinct classes (class indices) or distinct label sets (rows of a multi-label indicator matrix)."""
-    if labels.ndim == 2:
-        return len(np.unique(labels, axis=0)) if len(labels) else 0
-    return len(set(labels.tolist()))
 
 
 def can_train(settings: ProjectSettings, labels: np.ndarray, task_type: str = SINGLE_LABEL) -> bool:
@@ -59,3 +54,9 @@ def choose_phase(settings: ProjectSettings, labels: np.ndarray, task_type: str =
         f"{_what_is_labeled(labels, task_type)}; cold_start ranks representative tasks until "
         f"min_labels={settings.min_labels} labels {needed} exist, then {name!r} takes over"
     )
+
+
+def finetune_due(n_labels: int, requested_at: int, every: int) -> bool:
+    """The full path's schedule, for the worker and the simulation alike: due once ``every`` labels arrived
+    since the last request (``requested_at`` labels; 0 before the first, so first at ``every`` labels)."""
+    return n_labels >= requested_at + every

@@ -8,7 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
-from backend.models.encoder import Progress
+from backend.core.exceptions import StrategyUnavailable
+from backend.core.progress import Progress
 from backend.learning.evaluation import out_of_fold_losses
 from backend.models.base import TextClassifier
 from strategies import ModelOutputs, QueryStrategy
@@ -20,9 +21,6 @@ _NEEDS_TRAINED_MODEL = frozenset(
 #: The classifier's probabilities, in whichever fields its task type fills (``TextClassifier.probability_outputs``).
 _PROBABILITIES = frozenset({"proba", "label_proba", "token_proba", "token_mask"})
 
-
-class StrategyUnavailable(ValueError):
-    """The strategy needs outputs this model or this stage of labeling cannot provide."""
 
 
 def collect_outputs(

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from backend.store.model_store import ModelVersion, PoolRanking
+from backend.store.model_store import ModelVersion
+from backend.store.pool_ranking import PoolRanking
 from strategies.multi_label import mean_binary_entropy
 from strategies.sequence import mean_token_entropy
 from strategies.stopping import RoundStatistics, StoppingCriterion, pool_statistics
@@ -44,7 +45,7 @@ def stopping_signal(
     previous: ModelVersion | None, ranking: PoolRanking, uncertainty: np.ndarray | None
 ) -> dict[str, Any]:
     """The history of round statistics, this version's appended (when it trained), and the recommendation."""
-    history = [RoundStatistics.from_dict(row) for row in (previous.meta()["stopping"]["history"] if previous else [])]
+    history = [RoundStatistics.from_dict(row) for row in (previous.meta().stopping["history"] if previous else [])]
     if uncertainty is not None:
         history.append(_round(previous, ranking, uncertainty))
     recommendation = StoppingCriterion().recommend(history)
@@ -55,7 +56,7 @@ def _round(previous: ModelVersion | None, ranking: PoolRanking, uncertainty: np.
     """Uncertainty over the whole pool; agreement over the tasks both versions ranked with a trained model."""
     current = suggestion_keys(ranking)
     whole = pool_statistics(uncertainty, None, np.array(current))
-    old = previous.pool() if previous is not None and previous.meta().get("trained") else None
+    old = previous.pool() if previous is not None and previous.meta().trained else None
     if old is None:
         return whole
     old_by_task = dict(zip(old.task_ids.tolist(), suggestion_keys(old)))

@@ -16,9 +16,10 @@ from typing import Sequence
 
 import numpy as np
 
-from backend.models.devices import select_device
-from backend.models.encoder import Progress
+from backend.core.labels import label_sets
+from backend.core.progress import Progress
 from backend.core.settings import ProjectSettings
+from backend.models.devices import select_device
 
 
 class TextClassifier(ABC):
@@ -33,6 +34,9 @@ class TextClassifier(ABC):
     #: The ``strategies.ModelOutputs`` field ``predict_proba`` fills.
     output_field = "proba"
     min_classes = 2
+    #: The file (or folder) ``save`` writes into a version's folder; ``backend.models.families.load_classifier``
+    #: tells the families apart by it.
+    saved_file: str = ""
 
     def __init__(self, classes: Sequence[str], settings: ProjectSettings):
         if len(classes) < self.min_classes:
@@ -62,8 +66,6 @@ class TextClassifier(ABC):
         """The predicted labels: class indices (the argmax), or with ``thresholds`` a 0/1 indicator matrix."""
         if self.thresholds is None:
             return proba.argmax(1)
-        from backend.models.multilabel_head import label_sets
-
         return label_sets(proba, self.thresholds)[0].astype(np.int64)
 
     @abstractmethod

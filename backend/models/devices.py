@@ -12,7 +12,7 @@ from contextlib import nullcontext
 
 import torch
 
-from backend.core.settings import SettingsError
+from backend.core.exceptions import SettingsError
 
 
 def select_device(requested: str) -> torch.device:

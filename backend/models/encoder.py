@@ -6,19 +6,16 @@ then costs a fraction of what fixed 128-token batches cost. Results come back in
 """
 from __future__ import annotations
 
-import os
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
+from backend.core.exceptions import SettingsError
+from backend.core.progress import Progress
+from backend.core.settings import DEFAULT_MODEL
 from backend.models.devices import inference_autocast
-from backend.core.settings import DEFAULT_MODEL, SettingsError
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-
-Progress = Callable[[str, int, int], None]
 #: Texts per inference batch at least: with length bucketing, bigger batches cost no extra padding. On a GPU a
 #: 6-layer, 384-wide encoder needs thousands of tokens per batch before kernel launches stop dominating
 #: (the roofline estimate in bench/RESULTS.md); on a CPU, 64 already keeps the cores busy.

@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+from backend.core.labels import LabelSpec
+from backend.core.settings import ProjectSettings
+from backend.models.base import TextClassifier
 from backend.models.finetuned_classifier import FineTunedClassifier
 from backend.models.frozen_classifier import FrozenEncoderClassifier
 from backend.models.frozen_multilabel import FrozenEncoderMultiLabelClassifier
-from backend.core.labels import LabelSpec
-from backend.core.settings import ProjectSettings
 from backend.models.span_tagger import SpanTagger
-from backend.models.base import TextClassifier
 from strategies import MULTI_LABEL, NER, SINGLE_LABEL
 
 
@@ -37,12 +37,14 @@ def save_classifier(classifier: TextClassifier, folder: Path) -> None:
     classifier.save(folder)
 
 
+#: Every family a version may hold, told apart by the file each one saves.
+SAVED_FAMILIES = (FrozenEncoderMultiLabelClassifier, SpanTagger, FrozenEncoderClassifier, FineTunedClassifier)
+
+
 def load_classifier(folder: Path, settings: ProjectSettings) -> TextClassifier:
-    if (folder / "multilabel_head.npz").is_file():
-        return FrozenEncoderMultiLabelClassifier.load(folder, settings)
-    if (folder / "token_head.npz").is_file():
-        return SpanTagger.load(folder, settings)
-    kind = FrozenEncoderClassifier if (folder / "head.npz").is_file() else FineTunedClassifier
-    return kind.load(folder, settings)
+    for family in SAVED_FAMILIES:
+        if (folder / family.saved_file).exists():
+            return family.load(folder, settings)
+    raise FileNotFoundError(f"{folder} holds no saved classifier (none of {', '.join(f.saved_file for f in SAVED_FAMILIES)})")
 
 

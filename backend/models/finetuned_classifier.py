@@ -13,13 +13,18 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
-from backend.models.devices import autocast_for
-from backend.models.encoder import Encoder, mean_pool, resolve_model_path, seed_everything
-from backend.models.logistic_head import fit_head, full_class_linear
-from backend.models.multilabel_head import fit_linear
-from backend.learning.phases import distinct_labels
+from backend.core.labels import distinct_labels
 from backend.core.settings import ProjectSettings
 from backend.models.base import TextClassifier, saved_classes
+from backend.models.devices import autocast_for
+from backend.models.encoder import (
+    Encoder,
+    mean_pool,
+    resolve_model_path,
+    seed_everything,
+)
+from backend.models.logistic_head import fit_head, full_class_linear
+from backend.models.multilabel_head import fit_linear
 
 
 def train_epochs(model, settings: ProjectSettings, device, n_items: int, batch_of, progress=None) -> None:
@@ -56,14 +61,17 @@ class FineTunedClassifier(TextClassifier):
     probability 0.5 or more.
     """
 
+    #: The whole fine-tuned model, in Hugging Face's layout.
+    saved_file = "model"
+
     def __init__(self, classes: Sequence[str], settings: ProjectSettings, model_path: str | None = None, multi_label: bool = False):
         super().__init__(classes, settings)
         self.multi_label = multi_label
         self.output_field = "label_proba" if multi_label else "proba"
         path = model_path or resolve_model_path(settings.model_name)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         model = AutoModelForSequenceClassification.from_pretrained(
-            path,
+            path, local_files_only=True,
             problem_type="multi_label_classification" if multi_label else "single_label_classification",
             num_labels=len(self.classes),
             id2label=dict(enumerate(self.classes)),
@@ -154,7 +162,7 @@ class FineTunedClassifier(TextClassifier):
         return np.stack(passes)
 
     def save(self, folder):
-        self.save_encoder(folder / "model")
+        self.save_encoder(folder / self.saved_file)
 
     def save_encoder(self, folder):
         """Weights and tokenizer in Hugging Face's layout: ``AutoModel`` loads the encoder alone from it."""
@@ -163,6 +171,6 @@ class FineTunedClassifier(TextClassifier):
 
     @classmethod
     def load(cls, folder, settings):
-        config = AutoConfig.from_pretrained(folder / "model")
+        config = AutoConfig.from_pretrained(folder / cls.saved_file, local_files_only=True)
         multi_label = config.problem_type == "multi_label_classification"
-        return cls(saved_classes(folder), settings, model_path=str(folder / "model"), multi_label=multi_label)
+        return cls(saved_classes(folder), settings, model_path=str(folder / cls.saved_file), multi_label=multi_label)

@@ -14,11 +14,12 @@ from typing import Sequence
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-from backend.models.devices import select_device
-from backend.models.encoder import Progress, check_max_length, seed_everything
-from backend.models.finetuned_classifier import train_epochs
+from backend.core.progress import Progress
 from backend.core.settings import ProjectSettings
 from backend.core.spans import IGNORE, Span, bio_tags, spans_to_tags
+from backend.models.devices import select_device
+from backend.models.encoder import check_max_length, seed_everything
+from backend.models.finetuned_classifier import train_epochs
 
 
 class FineTunedTagger:
@@ -29,10 +30,10 @@ class FineTunedTagger:
         self.device = select_device(settings.device)
         tags = bio_tags(self.labels)
         seed_everything(settings.seed)  # the new classification layer's initial weights follow the seed
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
         self.model = AutoModelForTokenClassification.from_pretrained(
             model_path, num_labels=len(tags), id2label=dict(enumerate(tags)), label2id={tag: i for i, tag in enumerate(tags)},
-            ignore_mismatched_sizes=True,
+            ignore_mismatched_sizes=True, local_files_only=True,
         )
         check_max_length(self.model.config, settings.max_length)
         self.model.to(self.device)

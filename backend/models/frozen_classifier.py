@@ -8,12 +8,17 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from backend.models.devices import inference_precision
-from backend.store.embedding_cache import EmbeddingCache, encoder_fingerprint
-from backend.models.encoder import Encoder, check_max_length, mean_pool, resolve_model_path
-from backend.models.logistic_head import DEFAULT_C, fit_head, head_estimator, head_proba
 from backend.core.settings import ProjectSettings
 from backend.models.base import TextClassifier, saved_classes
+from backend.models.devices import inference_precision
+from backend.models.encoder import (
+    Encoder,
+    check_max_length,
+    mean_pool,
+    resolve_model_path,
+)
+from backend.models.logistic_head import DEFAULT_C, fit_head, head_estimator, head_proba
+from backend.store.embedding_cache import EmbeddingCache, encoder_fingerprint
 
 
 class FrozenEncoderClassifier(TextClassifier):
@@ -23,10 +28,14 @@ class FrozenEncoderClassifier(TextClassifier):
     encoder's weights are loaded only when a text is not cached (a warm retrain never loads them).
     """
 
+    saved_file = "head.npz"
+    #: Beside the head: which encoder it reads (the encoder's weights are not copied into the version).
+    ENCODER_FILE = "encoder.txt"
+
     def __init__(self, classes: Sequence[str], settings: ProjectSettings, model_path: str | None = None):
         super().__init__(classes, settings)
         self.model_path = model_path or resolve_model_path(settings.model_name)
-        self.config = AutoConfig.from_pretrained(self.model_path)
+        self.config = AutoConfig.from_pretrained(self.model_path, local_files_only=True)
         check_max_length(self.config, settings.max_length)
         self.head: LogisticRegression | None = None
         # The bootstrap committee refits heads on resamples of the training set.
@@ -37,8 +46,8 @@ class FrozenEncoderClassifier(TextClassifier):
     @cached_property
     def encoder(self) -> Encoder:
         return Encoder(
-            AutoModel.from_pretrained(self.model_path).eval(),
-            AutoTokenizer.from_pretrained(self.model_path),
+            AutoModel.from_pretrained(self.model_path, local_files_only=True).eval(),
+            AutoTokenizer.from_pretrained(self.model_path, local_files_only=True),
             self.device,
             self.settings.max_length,
             self.settings.batch_size,
@@ -123,7 +132,7 @@ class FrozenEncoderClassifier(TextClassifier):
     def save(self, folder):
         head = self._require_head()
         np.savez(
-            folder / "head.npz",
+            folder / self.saved_file,
             coef=head.coef_,
             intercept=head.intercept_,
             classes=head.classes_,
@@ -131,12 +140,20 @@ class FrozenEncoderClassifier(TextClassifier):
             train_X=self.train_X,
             train_y=self.train_y,
         )
-        (folder / "encoder.txt").write_text(self.model_path)
+        self.save_encoder_name(folder)
+
+    def save_encoder_name(self, folder) -> None:
+        (folder / self.ENCODER_FILE).write_text(self.model_path)
+
+    @classmethod
+    def unfitted(cls, folder, settings):
+        """A classifier of this family over the encoder a saved version names, its head not yet loaded."""
+        return cls(saved_classes(folder), settings, model_path=(folder / cls.ENCODER_FILE).read_text())
 
     @classmethod
     def load(cls, folder, settings):
-        classifier = cls(saved_classes(folder), settings, model_path=(folder / "encoder.txt").read_text())
-        with np.load(folder / "head.npz") as data:
+        classifier = cls.unfitted(folder, settings)
+        with np.load(folder / cls.saved_file) as data:
             # Heads saved before C was stored were all fit with the default.
             head = LogisticRegression(C=float(data["C"]) if "C" in data else DEFAULT_C)
             head.coef_, head.intercept_, head.classes_ = data["coef"], data["intercept"], data["classes"]

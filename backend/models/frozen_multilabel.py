@@ -6,8 +6,12 @@ from scipy.special import expit
 
 from backend.models.frozen_classifier import FrozenEncoderClassifier
 from backend.models.logistic_head import DEFAULT_C
-from backend.models.multilabel_head import MultiLabelHead, choose_multilabel_c, fit_linear, fit_multilabel_head
-from backend.models.base import saved_classes
+from backend.models.multilabel_head import (
+    MultiLabelHead,
+    choose_multilabel_c,
+    fit_linear,
+    fit_multilabel_head,
+)
 
 
 class FrozenEncoderMultiLabelClassifier(FrozenEncoderClassifier):
@@ -20,6 +24,7 @@ class FrozenEncoderMultiLabelClassifier(FrozenEncoderClassifier):
 
     multi_label = True
     output_field = "label_proba"
+    saved_file = "multilabel_head.npz"
 
     def fit(self, texts, y, progress=None):
         self.train_X, self.train_y = self.embed(texts, progress), np.asarray(y, dtype=np.int64)
@@ -50,15 +55,15 @@ class FrozenEncoderMultiLabelClassifier(FrozenEncoderClassifier):
     def save(self, folder):
         head = self._require_head()
         np.savez(
-            folder / "multilabel_head.npz", coef=head.coef, intercept=head.intercept, thresholds=head.thresholds,
+            folder / self.saved_file, coef=head.coef, intercept=head.intercept, thresholds=head.thresholds,
             C=head.C, train_X=self.train_X, train_y=self.train_y,
         )
-        (folder / "encoder.txt").write_text(self.model_path)
+        self.save_encoder_name(folder)
 
     @classmethod
     def load(cls, folder, settings):
-        classifier = cls(saved_classes(folder), settings, model_path=(folder / "encoder.txt").read_text())
-        with np.load(folder / "multilabel_head.npz") as data:
+        classifier = cls.unfitted(folder, settings)
+        with np.load(folder / cls.saved_file) as data:
             classifier.head = MultiLabelHead(data["coef"], data["intercept"], data["thresholds"], float(data["C"]))
             classifier.train_X, classifier.train_y = data["train_X"], data["train_y"]
         return classifier

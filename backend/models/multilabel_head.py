@@ -111,10 +111,3 @@ def fit_multilabel_head(X: np.ndarray, Y: np.ndarray, seed: int, C: float = DEFA
     """The head on all labels, with thresholds tuned on its out-of-fold probabilities."""
     coef, intercept = fit_linear(X, Y, seed, C)
     return MultiLabelHead(coef, intercept, tune_thresholds(Y, out_of_fold_proba(X, Y, seed, C)), C)
-
-
-def label_sets(proba: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The suggestion: every label at or over its threshold, as a (n, n_labels) bool matrix, and the
-    probability of exactly that set under the head's independent labels, ``prod_l p_l^s_l (1 - p_l)^(1 - s_l)``."""
-    chosen = proba >= thresholds
-    return chosen, np.prod(np.where(chosen, proba, 1.0 - proba), axis=1)

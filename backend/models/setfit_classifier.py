@@ -17,9 +17,9 @@ from typing import Sequence
 
 import numpy as np
 
+from backend.core.exceptions import SettingsError
 from backend.models.encoder import Encoder
 from backend.models.frozen_classifier import FrozenEncoderClassifier
-from backend.core.settings import SettingsError
 
 #: setfit's recipe from the paper: one epoch over 20 positive and 20 negative pairs per label.
 NUM_ITERATIONS = 20
@@ -49,7 +49,7 @@ class SetFitClassifier(FrozenEncoderClassifier):
         from setfit import SetFitModel, Trainer, TrainingArguments
 
         y = np.asarray(y, dtype=np.int64)
-        model = SetFitModel.from_pretrained(self.model_path, device=str(self.device))
+        model = SetFitModel.from_pretrained(self.model_path, device=str(self.device), local_files_only=True)
         with tempfile.TemporaryDirectory(prefix="setfit-") as scratch:
             # Nothing is saved or logged on the way: the tuned encoder is saved only if the full path adopts it.
             args = TrainingArguments(

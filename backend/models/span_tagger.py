@@ -12,10 +12,8 @@ from typing import Sequence
 import numpy as np
 
 from backend.models.frozen_classifier import FrozenEncoderClassifier
+from backend.models.token_head import DEFAULT_TOKEN_C, TokenHead
 from backend.store.token_cache import TokenCache
-from backend.models.token_head import TokenHead
-from backend.models.base import saved_classes
-
 
 TOKEN_CACHE_FILE = "token_vectors.sqlite"
 #: One suggested entity: start, end (Label Studio offsets, which are Python indices), label index, score, its text.
@@ -28,11 +26,21 @@ class SpanTagger(FrozenEncoderClassifier):
 
     output_field = "token_proba"
     min_classes = 1
+    saved_file = "token_head.npz"
 
-    def __init__(self, classes: Sequence[str], settings, model_path: str | None = None):
+    def __init__(self, classes: Sequence[str], settings, model_path: str | None = None, C: float = DEFAULT_TOKEN_C):
         super().__init__(classes, settings, model_path)
-        self.tagger = TokenHead(
-            self.classes, self.model_path, settings.max_length, settings.batch_size, settings.seed, settings.device
+        self.C = C
+        #: Token vectors by text, shared by every tagger this classifier fits (``backend.models.token_head``).
+        self.token_vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.tagger = self._new_tagger()
+
+    def _new_tagger(self) -> TokenHead:
+        """A tagger with the current settings (the seed may change between fits), over the shared token vectors."""
+        settings = self.settings
+        return TokenHead(
+            self.classes, self.model_path, settings.max_length, settings.batch_size, settings.seed, settings.device,
+            C=self.C, cache=self.token_vectors,
         )
 
     def embed_through_cache(self, cache, task_ids, texts, progress=None, store=True, embed_misses=None):
@@ -62,7 +70,7 @@ class SpanTagger(FrozenEncoderClassifier):
         return self.tagger.dropped
 
     def fit(self, texts, y, progress=None):
-        self.tagger.fit(texts, y)
+        self.tagger = self._new_tagger().fit(texts, y)
         return self
 
     def predict_proba(self, texts, progress=None):
@@ -85,13 +93,14 @@ class SpanTagger(FrozenEncoderClassifier):
         raise NotImplementedError("no committee strategy ranks NER tasks")
 
     def save(self, folder):
-        self.tagger.save(folder / "token_head.npz")
-        (folder / "encoder.txt").write_text(self.model_path)
+        self.tagger.save(folder / self.saved_file)
+        self.save_encoder_name(folder)
 
     @classmethod
     def load(cls, folder, settings):
-        classifier = cls(saved_classes(folder), settings, model_path=(folder / "encoder.txt").read_text())
+        classifier = cls.unfitted(folder, settings)
         classifier.tagger = TokenHead.load(
-            folder / "token_head.npz", classifier.model_path, settings.batch_size, settings.seed, settings.device
+            folder / cls.saved_file, classifier.model_path, settings.batch_size, settings.seed, settings.device
         )
+        classifier.tagger.cache = classifier.token_vectors
         return classifier

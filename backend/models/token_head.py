@@ -8,7 +8,6 @@ embeddings are cached in memory, so refitting the head after a new label costs t
 """
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Sequence
 from functools import cached_property
@@ -17,8 +16,6 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from backend.core.spans import IGNORE, Span, bio_tags, spans_to_tags, tags_to_spans
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 #: The head's inverse regularisation strength: tokens are many even with few labeled texts, and a token's
 #: vector carries its context, so the head needs less freedom than the text-level head's C = 10.
@@ -40,8 +37,8 @@ class TokenHead:
         class_weight: str | None = None,
         cache: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
     ):
-        from backend.models.encoder import resolve_model_path
         from backend.core.settings import DEFAULT_MODEL
+        from backend.models.encoder import resolve_model_path
 
         self.labels = tuple(labels)
         self.tags = bio_tags(self.labels)
@@ -66,7 +63,7 @@ class TokenHead:
     def tokenizer(self):
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(self.model_path)
+        return AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
 
     @cached_property
     def _model(self):
@@ -75,7 +72,7 @@ class TokenHead:
         from backend.models.devices import select_device
         from backend.models.encoder import check_max_length
 
-        model = AutoModel.from_pretrained(self.model_path).eval()
+        model = AutoModel.from_pretrained(self.model_path, local_files_only=True).eval()
         check_max_length(model.config, self.max_length)
         return model.to(select_device(self.device))
 

@@ -21,6 +21,8 @@ from pathlib import Path
 from redis import Redis
 from redis.exceptions import RedisError
 
+from backend.core.settings import ServiceSettings
+from backend.labelstudio.url_secret import connect_url, resolve_url_secret
 from backend.ops.demo import LabelStudioAPI, create_demo_project, wait_for_first_ranking
 from backend.ops.ls_database import (
     LabelStudioDatabase,
@@ -38,8 +40,6 @@ from backend.ops.processes import (
     supervise,
     wait_ready,
 )
-from backend.core.settings import ServiceSettings
-from backend.labelstudio.url_secret import connect_url, resolve_url_secret
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,15 +15,24 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from backend.core.settings import FINETUNE_METHODS, HEAD_REGULARIZATIONS
-from backend.simulation.dataset import Dataset, InputError, _checked, read_dataset
+from backend.core.exceptions import InputError
+from backend.core.settings import DEVICES, FINETUNE_METHODS, HEAD_REGULARIZATIONS
+from backend.simulation.dataset import Dataset, checked
+from backend.simulation.inputs import read_dataset
 from backend.simulation.ner_dataset import SpanDataset
-from backend.simulation.protocol import INITIAL_STRATEGIES, MODES, SimulationConfig, subsample
+from backend.simulation.protocol import (
+    INITIAL_STRATEGIES,
+    MODES,
+    SimulationConfig,
+    subsample,
+)
 from backend.simulation.report import write_outputs
 from backend.simulation.runner import ROUND_COLUMNS, simulate
 from backend.simulation.summary import ACCURACY, fmt_mean_std
 
 EXIT_USAGE = 2
+#: The options' defaults: the simulation's, which are the worker's where both have one.
+DEFAULTS = SimulationConfig()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,35 +60,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategies", help="comma-separated strategy names (default: the task type's default strategy "
                    "and random: margin,random; multi-label mean_binary_entropy,random; NER mnlp,random)")
     p.add_argument("--seeds", help="comma-separated seeds (default: 0..n-seeds-1)")
-    p.add_argument("--n-seeds", type=int, default=3, help="number of seeds when --seeds is not given (default: 3)")
-    p.add_argument("--initial", type=int, default=10, help="initial labeled set size (default: 10)")
-    p.add_argument("--initial-strategy", default="random", choices=INITIAL_STRATEGIES,
+    p.add_argument("--n-seeds", type=int, default=len(DEFAULTS.seeds),
+                   help=f"number of seeds when --seeds is not given (default: {len(DEFAULTS.seeds)})")
+    p.add_argument("--initial", type=int, default=DEFAULTS.initial, help=f"initial labeled set size (default: {DEFAULTS.initial})")
+    p.add_argument("--initial-strategy", default=DEFAULTS.initial_strategy, choices=INITIAL_STRATEGIES,
                    help="how round 0's labels are drawn: uniformly at random, as an LS project gets them (default); "
                         "by the cold_start ranking, as the backend serves a new project; or stratified, every class "
                         "at least once (flatters: no project starts that way; not for NER)")
-    p.add_argument("--batch-size", type=int, default=10, help="labels queried per round (default: 10)")
-    p.add_argument("--rounds", type=int, default=10, help="query rounds after the initial one (default: 10)")
-    p.add_argument("--test-fraction", type=float, default=0.2, help="held-out test share, stratified (default: 0.2)")
-    p.add_argument("--mode", default="head", choices=MODES,
+    p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
+                   help=f"labels queried per round (default: {DEFAULTS.batch_size}, the worker's query_batch_size)")
+    p.add_argument("--rounds", type=int, default=DEFAULTS.rounds, help=f"query rounds after the initial one (default: {DEFAULTS.rounds})")
+    p.add_argument("--test-fraction", type=float, default=DEFAULTS.test_fraction,
+                   help=f"held-out test share, stratified (default: {DEFAULTS.test_fraction})")
+    p.add_argument("--mode", default=DEFAULTS.mode, choices=MODES,
                    help="head: a head over the frozen encoder (default); two_speed: that head every round plus the "
                         "full path every --finetune-every labels, adopted only when it wins on held-out labels, as the "
                         "worker's model_mode finetune does; finetune: the encoder fine-tuned every round (slow). "
                         "NER: head only, a token head over the frozen encoder")
-    p.add_argument("--finetune-every", type=int, default=50,
-                   help="two_speed mode: labels between full-path fine-tunes (default: 50, as the worker)")
-    p.add_argument("--finetune-method", default="classifier", choices=FINETUNE_METHODS,
+    p.add_argument("--finetune-every", type=int, default=DEFAULTS.finetune_every,
+                   help=f"two_speed mode: labels between full-path fine-tunes (default: {DEFAULTS.finetune_every}, as the worker)")
+    p.add_argument("--finetune-method", default=DEFAULTS.finetune_method, choices=FINETUNE_METHODS,
                    help="two_speed mode: how the full path tunes the encoder: end to end with a classification head "
                         "(default), or SetFit's contrastive pairs (needs the setfit extra)")
-    p.add_argument("--head-regularization", default="fixed", choices=HEAD_REGULARIZATIONS,
+    p.add_argument("--head-regularization", default=DEFAULTS.head_regularization, choices=HEAD_REGULARIZATIONS,
                    help="the head's C: fixed at 10, or chosen by cross-validation each round (default: fixed)")
     p.add_argument("--model", default="", help="Hugging Face model path (default: the bundled all-MiniLM-L6-v2)")
-    p.add_argument("--max-length", type=int, default=128, help="max tokens per text (default: 128)")
-    p.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (finetune mode; default: 3)")
-    p.add_argument("--learning-rate", type=float, default=5e-5, help="fine-tuning learning rate (default: 5e-5)")
-    p.add_argument("--train-batch-size", type=int, default=16, help="training/inference batch size (default: 16)")
-    p.add_argument("--committee-size", type=int, default=5, help="committee members for bald/qbc (default: 5)")
+    p.add_argument("--max-length", type=int, default=DEFAULTS.max_length, help=f"max tokens per text (default: {DEFAULTS.max_length})")
+    p.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help=f"fine-tuning epochs (finetune mode; default: {DEFAULTS.epochs})")
+    p.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate,
+                   help=f"fine-tuning learning rate (default: {DEFAULTS.learning_rate:g})")
+    p.add_argument("--train-batch-size", type=int, default=DEFAULTS.train_batch_size,
+                   help=f"training/inference batch size (default: {DEFAULTS.train_batch_size})")
+    p.add_argument("--committee-size", type=int, default=DEFAULTS.committee_size,
+                   help=f"committee members for bald/qbc (default: {DEFAULTS.committee_size})")
     p.add_argument("--pool-limit", type=int, help="use at most N rows in all (stratified subsample, before the test split)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--device", default=DEFAULTS.device, choices=DEVICES)
     p.add_argument("--out", default="simulation", help="output folder (default: ./simulation)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -184,7 +199,7 @@ def check_fits(data: Dataset | SpanDataset, config: SimulationConfig) -> None:
             f"but the pool has only {n_pool} rows ({n} rows minus {n_test} test); lower --initial/--batch-size/--rounds "
             "or --test-fraction"
         )
-    from backend.core.settings import SettingsError
+    from backend.core.exceptions import SettingsError
 
     try:
         config.project_settings(config.strategies[0], config.seeds[0])
@@ -214,7 +229,7 @@ def prepare(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, Data
     elif config.pool_limit is not None and config.pool_limit < len(data.texts):
         keep = subsample(data.y, config.pool_limit, seed=0)
         labels = [data.labels[i] for i in keep]
-        data = _checked(replace(
+        data = checked(replace(
             data, texts=[data.texts[i] for i in keep], labels=labels, classes=[c for c in data.classes if c in set(labels)],
         ))
     check_fits(data, config)
@@ -239,7 +254,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     metric, columns = ACCURACY, ROUND_COLUMNS
     try:
         if ner:
-            from backend.simulation.ner import ENTITY_F1, NER_ROUND_COLUMNS, simulate_ner
+            from backend.simulation.ner import (
+                ENTITY_F1,
+                NER_ROUND_COLUMNS,
+                simulate_ner,
+            )
 
             metric, columns = ENTITY_F1, NER_ROUND_COLUMNS
             result = simulate_ner(data, config, progress=not args.quiet)

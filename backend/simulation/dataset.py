@@ -1,5 +1,5 @@
-"""Reading a labeled dataset for the simulation: a table (CSV, TSV, JSONL, JSON) or a Label Studio export
-(NER data: ``ner_dataset``)."""
+"""Labeled classification data for the simulation: tables (CSV, TSV, JSONL, JSON records) and Label Studio
+exports with choices annotations (NER data: ``ner_dataset``; which file is which: ``inputs``)."""
 from __future__ import annotations
 
 import csv
@@ -11,10 +11,9 @@ from typing import Any
 
 import numpy as np
 
-
-class InputError(ValueError):
-    """The input or the options cannot be simulated; the message says why, in one line."""
-
+from backend.core.exceptions import InputError
+from backend.core.labels import TextClassificationSpec
+from backend.simulation.records import first_result, rows_list
 
 # --------------------------------------------------------------------------------------------- reading
 
@@ -32,63 +31,10 @@ class Dataset:
     @property
     def y(self) -> np.ndarray:
         """Class indices, or for multi-label data a 0/1 indicator matrix (n, n_classes)."""
-        from backend.core.labels import TextClassificationSpec
-
         return TextClassificationSpec("", "", "", tuple(self.classes), multiple=self.multi_label).targets(self.labels)
 
 
-def read_dataset(
-    path: str | Path,
-    *,
-    text_column: str = "text",
-    label_column: str = "label",
-    label_config: str | None = None,
-    text_field: str | None = None,
-    label_separator: str | None = None,
-    format: str = "auto",
-):
-    """Read a table (csv/tsv/jsonl/json records) or a Label Studio JSON export; validate it.
-
-    Multi-label data: a table whose label cells list labels joined by ``label_separator`` (an empty cell:
-    none apply), or an export read with a ``choice="multiple"`` ``label_config``. NER data, read into a
-    ``ner_dataset.SpanDataset``: a two-column CoNLL file (``.conll``, or any file with ``format="conll"``),
-    or an export read with a ``<Labels>`` ``label_config``.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"input file not found: {path}")
-    if path.is_dir():
-        raise InputError(f"input {path} is a folder; pass a CSV, TSV, JSONL, CoNLL or Label Studio JSON export file")
-    suffix = path.suffix.lower()
-    if format == "conll" or suffix == ".conll":
-        from backend.simulation.ner_dataset import conll_dataset
-
-        return conll_dataset(path)
-    if suffix in (".csv", ".tsv"):
-        records, columns = _read_delimited(path, "\t" if suffix == ".tsv" else ",")
-        return _table_dataset(records, columns, text_column, label_column, str(path), label_separator)
-    if suffix in (".jsonl", ".ndjson"):
-        records = _read_jsonl(path)
-        return _table_dataset(records, _columns_of(records), text_column, label_column, str(path), label_separator)
-    if suffix == ".json":
-        try:
-            payload = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path} is not valid JSON: {exc}") from None
-        if isinstance(payload, dict) and "data" in payload:
-            payload = [payload]  # a single-task export
-        if not isinstance(payload, list) or not all(isinstance(item, dict) for item in payload):
-            raise InputError(f"{path} must hold a JSON list of objects (a Label Studio export or table records)")
-        if payload and all("data" in item and isinstance(item["data"], dict) for item in payload):
-            return _label_studio_dataset(payload, label_config, text_field, str(path))
-        return _table_dataset(payload, _columns_of(payload), text_column, label_column, str(path), label_separator)
-    raise InputError(
-        f"cannot read {path.name}: use a .csv, .tsv, .jsonl, .conll or .json (Label Studio export) file "
-        "(a two-column CoNLL file with another ending: --format conll)"
-    )
-
-
-def _read_delimited(path: Path, delimiter: str) -> tuple[list[dict[str, Any]], list[str]]:
+def read_delimited(path: Path, delimiter: str) -> tuple[list[dict[str, Any]], list[str]]:
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle, delimiter=delimiter)
@@ -98,7 +44,7 @@ def _read_delimited(path: Path, delimiter: str) -> tuple[list[dict[str, Any]], l
         raise InputError(f"cannot parse {path} as {'TSV' if delimiter == chr(9) else 'CSV'}: {exc}") from None
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
     records = []
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
@@ -114,16 +60,11 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def _columns_of(records: list[dict[str, Any]]) -> list[str]:
+def columns_of(records: list[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(key for record in records for key in record))
 
 
-def _rows_list(rows: list[int], limit: int = 5) -> str:
-    shown = ", ".join(str(r) for r in rows[:limit])
-    return shown + (", ..." if len(rows) > limit else "")
-
-
-def _table_dataset(records, columns, text_column, label_column, source, label_separator=None) -> Dataset:
+def table_dataset(records, columns, text_column, label_column, source, label_separator=None) -> Dataset:
     if not records:
         raise InputError(f"{source} has no rows")
     for role, column in (("text", text_column), ("label", label_column)):
@@ -140,19 +81,19 @@ def _table_dataset(records, columns, text_column, label_column, source, label_se
     if empty_text:
         raise InputError(
             f"{len(empty_text)} of {len(texts)} rows have an empty text in column {text_column!r} "
-            f"(rows {_rows_list(empty_text)}); fill them in or remove them"
+            f"(rows {rows_list(empty_text)}); fill them in or remove them"
         )
     if label_separator:
         sets = [sorted({name.strip() for name in label.split(label_separator) if name.strip()}) for label in labels]
-        return _checked(Dataset(texts, [json.dumps(names) for names in sets], sorted({n for names in sets for n in names}), source, multi_label=True))
+        return checked(Dataset(texts, [json.dumps(names) for names in sets], sorted({n for names in sets for n in names}), source, multi_label=True))
     empty_label = [i + 1 for i, label in enumerate(labels) if not label.strip()]
     if empty_label:
         raise InputError(
             f"{len(empty_label)} of {len(labels)} rows have an empty label in column {label_column!r} "
-            f"(rows {_rows_list(empty_label)}); the simulation needs every row labeled"
+            f"(rows {rows_list(empty_label)}); the simulation needs every row labeled"
         )
     labels = [label.strip() for label in labels]
-    return _checked(Dataset(texts, labels, sorted(set(labels)), source))
+    return checked(Dataset(texts, labels, sorted(set(labels)), source))
 
 
 def _cell(value: Any) -> str:
@@ -163,22 +104,9 @@ def _cell(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def _label_studio_dataset(tasks, label_config_path, text_field, source) -> Dataset:
-    spec = None
-    if label_config_path:
-        from backend.core.labels import UnsupportedLabelConfig, parse_label_config
-
-        config_file = Path(label_config_path)
-        if not config_file.is_file():
-            raise InputError(f"label config file not found: {config_file}")
-        try:
-            spec = parse_label_config(config_file.read_text(encoding="utf-8"))
-        except UnsupportedLabelConfig as exc:
-            raise InputError(f"label config {config_file}: {exc}") from None
-        if spec.task_type == "ner":
-            from backend.simulation.ner_dataset import export_dataset
-
-            return export_dataset(tasks, spec, text_field, source)
+def export_dataset(tasks, spec: TextClassificationSpec | None, text_field: str | None, source: str) -> Dataset:
+    """A Label Studio export's choices annotations, read under ``spec`` (the project's config), or without one by
+    inferring the text field and the choices control."""
     field_name = text_field or (spec.value_field if spec else None) or _infer_text_field(tasks)
     from_name = spec.from_name if spec else _infer_from_name(tasks)
 
@@ -195,7 +123,7 @@ def _label_studio_dataset(tasks, label_config_path, text_field, source) -> Datas
         labels.append(label)
     if missing_field:
         raise InputError(
-            f"{len(missing_field)} labeled tasks have no data field {field_name!r} (tasks {_rows_list(missing_field)}); "
+            f"{len(missing_field)} labeled tasks have no data field {field_name!r} (tasks {rows_list(missing_field)}); "
             "pass --text-field or --label-config"
         )
     if not texts:
@@ -211,7 +139,7 @@ def _label_studio_dataset(tasks, label_config_path, text_field, source) -> Datas
         unknown = sorted({name for label in labels for name in json.loads(label)} - set(spec.classes))
         if unknown:
             raise InputError(f"annotations use choices not in the label config: {', '.join(unknown)}")
-        return _checked(Dataset(texts, labels, list(spec.classes), source, skipped=unlabeled, multi_label=True))
+        return checked(Dataset(texts, labels, list(spec.classes), source, skipped=unlabeled, multi_label=True))
     if spec:
         unknown = sorted(set(labels) - set(spec.classes))
         if unknown:
@@ -222,7 +150,7 @@ def _label_studio_dataset(tasks, label_config_path, text_field, source) -> Datas
         classes = [c for c in spec.classes if c in set(labels)]
     else:
         classes = sorted(set(labels))
-    return _checked(Dataset(texts, labels, classes, source, skipped=unlabeled))
+    return checked(Dataset(texts, labels, classes, source, skipped=unlabeled))
 
 
 def _infer_text_field(tasks) -> str:
@@ -266,21 +194,13 @@ def _task_label(task, from_name: str | None) -> str | None:
     return None
 
 
-def first_result(task) -> list | None:
-    """The first non-cancelled annotation's result (an empty list is an answer), None when there is none."""
-    for annotation in task.get("annotations") or []:
-        if not annotation.get("was_cancelled"):
-            return annotation.get("result") or []
-    return None
-
-
 def _multi_label_of(task, spec) -> str | None:
     """The first non-cancelled annotation's label set (``backend.core.labels``' rule); an empty set is an answer."""
     result = first_result(task)
     return None if result is None else spec.label_of(result)
 
 
-def _checked(data: Dataset) -> Dataset:
+def checked(data: Dataset) -> Dataset:
     if data.multi_label:
         if len(data.classes) < 2:
             raise InputError(f"need at least 2 labels for multi-label classification; {data.source} has {len(data.classes)}")

@@ -3,11 +3,11 @@
 The NER counterpart of ``runner``, shared by ``al-simulate`` and ``bench/ner_efficiency.py``. Per seed a fixed
 split holds out the test texts (stratified on "has an entity" where both groups have two texts), round 0's
 labels are drawn as ``protocol`` says (uniformly at random, or by the ``cold_start`` ranking of sentence
-embeddings), then every round ``backend.models.token_head.TokenHead`` (the NER fast path: frozen encoder token vectors
-and a logistic tagger) refits on the texts labeled so far, is scored on the test set with entity-level micro
-precision / recall / F1 (``backend.learning.entity_metrics``, seqeval: exact boundaries and type), and the registered
-strategy ranks the unlabeled pool (``strategies.make_strategy(name).query``). The full-pool reference is the
-same head fit on the whole pool.
+embeddings), then every round takes the worker's step (``backend.learning.step``) over the worker's NER
+classifier (``backend.models.span_tagger.SpanTagger``): the phase rule, a refit of the token tagger on the texts
+labeled so far, a score on the test set with entity-level micro precision / recall / F1
+(``backend.learning.entity_metrics``, seqeval: exact boundaries and type), and the ranking of the unlabeled pool
+by the round's strategy. The full-pool reference is the same tagger fit on the whole pool.
 """
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from backend.simulation.dataset import InputError
+from backend.core.exceptions import InputError
+from backend.models.token_head import DEFAULT_TOKEN_C, TokenHead
 from backend.simulation.ner_dataset import SpanDataset
 from backend.simulation.protocol import (
     SimulationConfig,
@@ -31,17 +32,19 @@ from backend.simulation.protocol import (
 )
 from backend.simulation.runner import SimulationResult
 from backend.simulation.summary import Metric
-from backend.models.token_head import DEFAULT_TOKEN_C, TokenHead
+
+if TYPE_CHECKING:
+    from backend.models.span_tagger import SpanTagger
 
 ENTITY_F1 = Metric("entity_f1", "entity F1", (("entity_precision", "entity precision"), ("entity_recall", "entity recall")))
 #: What ``rounds.csv`` holds for NER. A row has more: ``entity_f1_per_type`` and the parts of the two times
 #: (``fit_seconds`` + ``eval_seconds`` = ``train_seconds``, ``predict_pool_seconds`` + ``rank_seconds`` =
-#: ``query_seconds``), and a ``note`` when the round ranked at random.
+#: ``query_seconds``), and a ``note`` when no model could train yet.
 NER_ROUND_COLUMNS = (
     "strategy", "seed", "round", "labels_used", "entities_labeled", "entity_precision", "entity_recall", "entity_f1",
     "train_seconds", "query_seconds",
 )
-NO_ENTITY_YET = "no entity labeled yet: random this round"
+NO_ENTITY_YET = "no model yet (min_labels labels holding a span): the cold-start phase ranked this round"
 
 
 def can_stratify(groups: np.ndarray, smaller_side: int) -> bool:
@@ -62,47 +65,50 @@ def refusal(config: SimulationConfig) -> str | None:
 
 
 class NerSimulator:
-    """Runs the NER rounds. Every round's ``TokenHead`` shares one cache of token vectors (``warm_up`` fills it),
-    so a refit costs the logistic fit alone."""
+    """Runs the NER rounds through the worker's step (``backend.learning.step``) over the worker's NER classifier
+    (``backend.models.span_tagger.SpanTagger``). One classifier serves every run: its token vectors and sentence
+    embeddings are computed once (``warm_up``), so a refit costs the tagger's fit alone."""
 
     def __init__(self, data: SpanDataset, config: SimulationConfig, *, C: float = DEFAULT_TOKEN_C):
-        from strategies import STRATEGIES
-
         reason = refusal(config)
         if reason:
             raise InputError(reason)
         self.data, self.config, self.C = data, config, C
-        self.cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self._sentence_encoder = None
-        self.needs_embeddings = config.initial_strategy == "cold_start" or any(
-            "embeddings" in STRATEGIES[name].requires | STRATEGIES[name].optional for name in config.strategies
-        )
+        self._classifier = None
 
-    def head(self, seed: int) -> TokenHead:
-        cfg = self.config
-        return TokenHead(
-            self.data.labels, model_path=cfg.model or None, max_length=cfg.max_length, batch_size=cfg.train_batch_size,
-            seed=seed, device=cfg.device, C=self.C, cache=self.cache,
-        )
+    def classifier(self, strategy: str, seed: int) -> "SpanTagger":
+        """The shared classifier, set to the settings of ``strategy`` and ``seed`` (the tagger's and the strategies')."""
+        from backend.models.span_tagger import SpanTagger
+
+        settings = self.config.project_settings(strategy, seed)
+        if self._classifier is None:
+            self._classifier = SpanTagger(self.data.labels, settings, model_path=self.config.model or None, C=self.C)
+        self._classifier.settings = settings
+        return self._classifier
+
+    @property
+    def token_vectors(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Every text's token vectors, as ``warm_up`` computed them (text -> (offsets, vectors))."""
+        return self.classifier("random", self.config.seeds[0]).token_vectors
 
     def embeddings(self, indices: np.ndarray) -> np.ndarray:
         """Sentence embeddings (mean-pooled, the same encoder) of the texts at ``indices``, for ``cold_start``,
         ``coreset`` and the like."""
-        if self._sentence_encoder is None:
-            from backend.models.frozen_classifier import FrozenEncoderClassifier
-
-            # Only ``embed`` is used; the class names are placeholders (a classifier needs two).
-            settings = self.config.project_settings("random", self.config.seeds[0])
-            self._sentence_encoder = FrozenEncoderClassifier(("entity", "none"), settings, model_path=self.config.model or None)
-        return self._sentence_encoder.embed([self.data.texts[i] for i in indices])
+        return self.classifier("random", self.config.seeds[0]).embed([self.data.texts[i] for i in indices])
 
     def warm_up(self) -> float:
-        """Encode every text once up front (token vectors, and sentence embeddings when a strategy needs them),
-        so train and query times measure the active-learning loop only; the seconds it took."""
+        """Encode every text once up front (token vectors, and sentence embeddings when a strategy needs them), so
+        train and query times measure the active-learning loop only; the seconds it took. (The cold-start phase
+        embeds what it ranks when it first runs.)"""
+        from strategies import STRATEGIES
+
         started = time.perf_counter()
-        self.head(self.config.seeds[0]).token_embeddings(self.data.texts)
-        if self.needs_embeddings:
-            self.embeddings(np.arange(len(self.data.texts)))
+        classifier = self.classifier("random", self.config.seeds[0])
+        classifier.tagger.token_embeddings(self.data.texts)
+        if self.config.initial_strategy == "cold_start" or any(
+            "embeddings" in STRATEGIES[name].requires | STRATEGIES[name].optional for name in self.config.strategies
+        ):
+            classifier.embed(self.data.texts)
         return time.perf_counter() - started
 
     def split(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -121,22 +127,25 @@ class NerSimulator:
         strategy = make_strategy("cold_start", batch_size=cfg.initial, random_state=seed)
         return select_batch(strategy.query(ModelOutputs(embeddings=self.embeddings(pool))), cfg.initial)
 
-    def evaluate(self, head: TokenHead, test: np.ndarray) -> dict[str, Any]:
+    def evaluate(self, tagger: TokenHead | None, test: np.ndarray) -> dict[str, Any]:
+        """Entity-level scores on the test texts; before any tagger trains, nothing is found."""
         from backend.learning.entity_metrics import entity_scores
 
         texts = [self.data.texts[i] for i in test]
-        return entity_scores([self.data.spans[i] for i in test], head.predict_spans(texts), self.data.labels)
+        found = tagger.predict_spans(texts) if tagger is not None else [[] for _ in texts]
+        return entity_scores([self.data.spans[i] for i in test], found, self.data.labels)
 
     def fit(self, indices: np.ndarray, seed: int) -> TokenHead:
-        return self.head(seed).fit([self.data.texts[i] for i in indices], [self.data.spans[i] for i in indices])
+        texts, spans = [self.data.texts[i] for i in indices], [self.data.spans[i] for i in indices]
+        return self.classifier("random", seed).fit(texts, spans).tagger
 
     def reference(self, seed: int, split: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
-        """The head fit on the whole pool, scored on the test set: the ceiling the learning curves approach."""
+        """The tagger fit on the whole pool, scored on the test set: the ceiling the learning curves approach."""
         pool, test = split or self.split(seed)
         started = time.perf_counter()
-        head = self.fit(pool, seed)
+        tagger = self.fit(pool, seed)
         fit_seconds = time.perf_counter() - started
-        scores = self.evaluate(head, test)
+        scores = self.evaluate(tagger, test)
         return {
             "entity_f1": scores["f1"], "entity_precision": scores["precision"], "entity_recall": scores["recall"],
             "fit_seconds": fit_seconds,
@@ -146,58 +155,45 @@ class NerSimulator:
         self, strategy_name: str, seed: int, tick: Callable[[], None] = lambda: None,
         split: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> list[dict[str, Any]]:
-        """One strategy's rounds for one seed: fit, score the test set, rank the unlabeled pool, label a batch."""
-        cfg, spans = self.config, self.data.spans
+        """One strategy's rounds for one seed: the worker's step (plan, fit, score the test set, rank), a batch labeled."""
+        from backend.learning.step import ActiveLearningStep
+        from strategies import NER
+
+        cfg, spans, texts = self.config, self.data.spans, self.data.texts
         pool, test = split or self.split(seed)
 
         def play(round_index: int, labeled: np.ndarray, unlabeled: np.ndarray):
+            classifier = self.classifier(strategy_name, seed)
+            step = ActiveLearningStep(classifier, classifier.settings, NER, round_seed(seed, round_index))
+            labeled_texts, labeled_spans = [texts[i] for i in labeled], [spans[i] for i in labeled]
+            plan = step.plan(np.array([len(s) for s in labeled_spans], dtype=np.int64))
             started = time.perf_counter()
-            head = self.fit(labeled, seed)
+            trained = step.fit(plan, labeled_texts, labeled_spans)
             fitted = time.perf_counter()
-            scores = self.evaluate(head, test)
+            scores = self.evaluate(classifier.tagger if trained else None, test)
             row = {
                 "strategy": strategy_name, "seed": seed, "round": round_index, "labels_used": len(labeled),
-                "entities_labeled": sum(len(spans[i]) for i in labeled),
+                "entities_labeled": sum(len(s) for s in labeled_spans),
                 "entity_precision": scores["precision"], "entity_recall": scores["recall"], "entity_f1": scores["f1"],
                 "entity_f1_per_type": {label: s["f1"] for label, s in scores["per_type"].items()},
                 "fit_seconds": fitted - started, "eval_seconds": time.perf_counter() - fitted,
-                "predict_pool_seconds": 0.0, "rank_seconds": 0.0, "note": "",
+                "predict_pool_seconds": 0.0, "rank_seconds": 0.0, "note": "" if trained else NO_ENTITY_YET,
             }
             picked = None
             if round_index < cfg.rounds:
-                picked = self._query(strategy_name, seed, round_index, head, labeled, unlabeled, row)
+                pool_texts = [texts[i] for i in unlabeled]
+                started = time.perf_counter()
+                proba = step.predict(plan, pool_texts)
+                predicted = time.perf_counter()
+                informativeness = step.query(plan, pool_texts, labeled_texts, labeled_spans, proba)
+                picked = unlabeled[select_batch(informativeness, cfg.batch_size)]
+                row["predict_pool_seconds"], row["rank_seconds"] = predicted - started, time.perf_counter() - predicted
             row["train_seconds"] = row["fit_seconds"] + row["eval_seconds"]
             row["query_seconds"] = row["predict_pool_seconds"] + row["rank_seconds"]
             tick()
             return row, picked
 
         return play_rounds(pool, pool[self.initial_positions(pool, seed)], cfg.rounds, play)
-
-    def _query(self, name: str, seed: int, round_index: int, head: TokenHead, labeled, unlabeled, row) -> np.ndarray:
-        """The next batch (dataset indices); fills the row's ``predict_pool_seconds``, ``rank_seconds`` and ``note``."""
-        from strategies import STRATEGIES, ModelOutputs, make_strategy
-
-        started = time.perf_counter()
-        needs = STRATEGIES[name].requires | STRATEGIES[name].optional
-        if "token_proba" in needs and head.head is None:
-            # Every labeled token is O: the tagger is constant and every score ties.
-            name, row["note"] = "random", NO_ENTITY_YET
-            needs = frozenset()
-        fields: dict[str, np.ndarray] = {}
-        if "token_proba" in needs:
-            fields["token_proba"], fields["token_mask"] = head.predict_token_proba([self.data.texts[i] for i in unlabeled])
-        if "embeddings" in needs:
-            fields["embeddings"] = self.embeddings(unlabeled)
-        if "labeled_embeddings" in needs:
-            fields["labeled_embeddings"] = self.embeddings(labeled)
-        if not fields:  # random: the pool size is all it reads, and predicting the pool would cost it time
-            fields["token_mask"] = np.ones((len(unlabeled), 1), dtype=bool)
-        row["predict_pool_seconds"] = time.perf_counter() - started
-        started = time.perf_counter()
-        ranker = make_strategy(name, batch_size=self.config.batch_size, random_state=round_seed(seed, round_index))
-        picked = unlabeled[select_batch(ranker.query(ModelOutputs(**fields)), self.config.batch_size)]
-        row["rank_seconds"] = time.perf_counter() - started
-        return picked
 
 
 def simulate_ner(

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from backend.simulation.dataset import InputError, _rows_list, first_result
+from backend.core.exceptions import InputError
 from backend.core.spans import Span
+from backend.simulation.records import first_result, rows_list
 
 CONLL_FORMAT = "two-column CoNLL: one 'token<TAB>tag' or 'token tag' per line, a blank line between sentences"
 
@@ -115,7 +116,7 @@ def conll_dataset(path: Path) -> SpanDataset:
         raise InputError(f"{path} holds no sentence ({CONLL_FORMAT})")
     texts, spans = zip(*(sentence_spans(pairs) for pairs in sentences))
     labels = tuple(sorted({span.label for entities in spans for span in entities}))
-    return _checked(SpanDataset(list(texts), list(spans), labels, str(path)))
+    return checked(SpanDataset(list(texts), list(spans), labels, str(path)))
 
 
 # --------------------------------------------------------------------------------------------- Label Studio
@@ -142,7 +143,7 @@ def export_dataset(tasks: list[dict[str, Any]], spec, text_field: str | None, so
         dropped.update(lost)
     if missing_field:
         raise InputError(
-            f"{len(missing_field)} labeled tasks have no data field {spec.value_field!r} (tasks {_rows_list(missing_field)}); "
+            f"{len(missing_field)} labeled tasks have no data field {spec.value_field!r} (tasks {rows_list(missing_field)}); "
             "pass --text-field"
         )
     if not texts:
@@ -150,10 +151,10 @@ def export_dataset(tasks: list[dict[str, Any]], spec, text_field: str | None, so
     empty = [i + 1 for i, text in enumerate(texts) if not text.strip()]
     if empty:
         raise InputError(f"{len(empty)} of {len(texts)} labeled tasks have an empty text in data field {spec.value_field!r}")
-    return _checked(SpanDataset(texts, spans, tuple(spec.classes), source, skipped=unlabeled, dropped=dropped))
+    return checked(SpanDataset(texts, spans, tuple(spec.classes), source, skipped=unlabeled, dropped=dropped))
 
 
-def _checked(data: SpanDataset) -> SpanDataset:
+def checked(data: SpanDataset) -> SpanDataset:
     if data.n_entities == 0:
         lost = f" ({sum(data.dropped.values())} annotated spans could not be used)" if data.dropped else ""
         raise InputError(f"{data.source} has no entity to learn from{lost}: every token is outside an entity")

@@ -6,7 +6,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from backend.simulation.dataset import InputError
+from backend.core.exceptions import InputError
+from backend.core.settings import DEFAULT_MODEL, ProjectSettings
 
 #: How round 0's labels are drawn. ``random``: uniformly, as a Label Studio project gets its first labels;
 #: ``cold_start``: the cold_start ranking, as the backend serves a new project; ``stratified``: every class at
@@ -20,31 +21,38 @@ INITIAL_STRATEGIES = ("random", "cold_start", "stratified")
 MODES = ("head", "two_speed", "finetune")
 
 
+#: The project settings whose defaults the simulation shares: one place states each default.
+_PROJECT = ProjectSettings()
+
+
 @dataclass(frozen=True)
 class SimulationConfig:
+    """A simulation's options. The training knobs default to the worker's (``ProjectSettings``), so a simulation
+    with no options replays what a project with no extra params gets."""
+
     strategies: tuple[str, ...] = ("margin", "random")
     seeds: tuple[int, ...] = (0, 1, 2)
     initial: int = 10
-    batch_size: int = 10
+    #: Labels revealed per round; the worker's ``query_batch_size``.
+    batch_size: int = _PROJECT.query_batch_size
     rounds: int = 10
     test_fraction: float = 0.2
     mode: str = "head"
     model: str = ""  # "" = the bundled default
-    max_length: int = 128
-    epochs: int = 3
-    learning_rate: float = 5e-5
-    train_batch_size: int = 16
-    committee_size: int = 5
+    max_length: int = _PROJECT.max_length
+    epochs: int = _PROJECT.epochs
+    learning_rate: float = _PROJECT.learning_rate
+    #: The worker's ``batch_size`` (training and inference batches).
+    train_batch_size: int = _PROJECT.batch_size
+    committee_size: int = _PROJECT.committee_size
     pool_limit: int | None = None
     initial_strategy: str = "random"
-    device: str = "auto"
-    head_regularization: str = "fixed"
-    finetune_every: int = 50
-    finetune_method: str = "classifier"
+    device: str = _PROJECT.device
+    head_regularization: str = _PROJECT.head_regularization
+    finetune_every: int = _PROJECT.finetune_every
+    finetune_method: str = _PROJECT.finetune_method
 
-    def project_settings(self, strategy: str, seed: int):
-        from backend.core.settings import DEFAULT_MODEL, ProjectSettings
-
+    def project_settings(self, strategy: str, seed: int) -> ProjectSettings:
         return ProjectSettings(
             strategy=strategy,
             model_name=self.model or DEFAULT_MODEL,

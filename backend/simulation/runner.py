@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
 from backend.simulation.dataset import Dataset
-from backend.simulation.two_speed import FullPathRun
 from backend.simulation.protocol import (
     SimulationConfig,
     initial_indices,
@@ -19,6 +18,7 @@ from backend.simulation.protocol import (
     select_batch,
     uniform_initial_indices,
 )
+from backend.simulation.two_speed import FullPathRun
 
 ROUND_COLUMNS = (
     "strategy", "seed", "round", "labels_used", "accuracy", "precision_macro", "recall_macro", "f1_macro",
@@ -86,10 +86,10 @@ class Simulator:
         return classification_metrics(self.y[test], predicted)["accuracy"]
 
     def run(self, strategy_name: str, seed: int, tick: Callable[[], None] = lambda: None) -> list[dict[str, Any]]:
+        from backend.core.exceptions import StrategyUnavailable
         from backend.learning.evaluation import classification_metrics
-        from backend.learning.phases import choose_phase
-        from backend.learning.scoring import StrategyUnavailable, collect_outputs
-        from strategies import MULTI_LABEL, SINGLE_LABEL, make_strategy
+        from backend.learning.step import ActiveLearningStep
+        from strategies import MULTI_LABEL, SINGLE_LABEL
 
         cfg, texts, y = self.config, self.data.texts, self.y
         task_type = MULTI_LABEL if self.data.multi_label else SINGLE_LABEL
@@ -101,40 +101,29 @@ class Simulator:
             started = time.perf_counter()
             classifier = self.classifier(strategy_name, seed)
             labeled_texts = [texts[i] for i in labeled]
-            # As in the worker: until min_labels labels in two classes exist, no model trains and the
-            # cold-start phase ranks the pool (only a non-stratified initial set can start there).
-            phase, round_strategy, _ = choose_phase(classifier.settings, y[labeled], task_type)
-            decision = None
-            if cfg.mode == "two_speed" and phase != "cold_start":
+            # The worker's step: until a model can train (min_labels labels in two classes), the cold-start
+            # phase ranks the pool (only a non-stratified initial set can start there).
+            step = ActiveLearningStep(classifier, classifier.settings, task_type, round_seed(seed, round_index))
+            plan = step.plan(y[labeled])
+            if cfg.mode == "two_speed" and plan.trainable:
                 decision = full_path.run_if_due(classifier, labeled_texts, y[labeled], texts)
-                classifier = full_path.head(classifier)
+                step.classifier = full_path.head(classifier)
                 if decision:
                     self.notes.append(f"{strategy_name} seed {seed}, {len(labeled)} labels: full path {decision['outcome']}: "
                                       f"{decision['reason']}")
-            if phase == "cold_start":
-                predicted = no_model_guess(y[labeled], len(test))
+            if step.fit(plan, labeled_texts, y[labeled]):
+                predicted = step.classifier.decide(step.classifier.predict_proba(test_texts))
             else:
-                classifier.fit(labeled_texts, y[labeled])
-                predicted = classifier.decide(classifier.predict_proba(test_texts))
+                predicted = no_model_guess(y[labeled], len(test))
             train_seconds = time.perf_counter() - started
             metrics = classification_metrics(y[test], predicted)
             query_seconds, picked = 0.0, None
             if round_index < cfg.rounds:
                 started = time.perf_counter()
-                strategy = make_strategy(round_strategy, batch_size=cfg.batch_size, random_state=round_seed(seed, round_index))
                 pool_texts = [texts[i] for i in unlabeled]
                 try:
-                    # As in the worker: the trained model's pool probabilities are always computed
-                    # (they are the pre-annotations), and passed in for the strategy to reuse.
-                    proba = classifier.predict_proba(pool_texts) if phase != "cold_start" else None
-                    outputs = collect_outputs(
-                        classifier, strategy, pool_texts, labeled_texts, y[labeled],
-                        committee_size=cfg.committee_size, seed=seed, proba=proba,
-                    )
-                    if getattr(outputs, classifier.output_field) is None and outputs.embeddings is None:
-                        # "random" requires nothing but the pool size; collect_outputs drops an unrequired proba.
-                        outputs = replace(outputs, **{classifier.output_field: proba})
-                    informativeness = strategy.query(outputs)
+                    proba = step.predict(plan, pool_texts)
+                    informativeness = step.query(plan, pool_texts, labeled_texts, y[labeled], proba)
                 except StrategyUnavailable as exc:
                     # e.g. "difficulty" before every class has 2 labels: fall back to random for this round.
                     informativeness = np.random.default_rng(round_seed(seed, round_index)).random(len(unlabeled))

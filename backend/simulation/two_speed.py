@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from backend.jobs.full_path import contest, judge
-from backend.jobs.retrain import Skip
-from backend.jobs.queueing import finetune_due
+from backend.core.exceptions import Skip
+from backend.learning.contest import contest, judge
+from backend.learning.phases import finetune_due
 
 
 @dataclass

@@ -1,22 +1,17 @@
-"""What the backend knows about a project between jobs.
+"""``SetupRecord``: what a project's last ``/setup`` said (settings, and Label Studio's host and token).
 
-- ``SetupRecord``: what the project's last ``/setup`` said (settings, and Label Studio's host and token). It
-  is kept on disk, ``MODEL_DIR/project-<id>/setup.json`` (mode 0600, it holds a token), not in Redis: it is
-  also the record that the project connected this backend, which a webhook needs before anything is
-  enqueued, and it must survive Redis losing its data. ``/setup`` runs on nearly every Label Studio page
-  touch, so the file is rewritten only when something changed.
-- The last retrains' outcomes, in Redis, for ``/status`` and the dashboard: losing them loses only that report.
+It is kept on disk, ``MODEL_DIR/project-<id>/setup.json`` (mode 0600, it holds a token), not in Redis: it is
+also the record that the project connected this backend, which a webhook needs before anything is
+enqueued, and it must survive Redis losing its data. ``/setup`` runs on nearly every Label Studio page
+touch, so the file is rewritten only when something changed.
 
 The settings a retrain runs with are not taken from here: the worker reads them from Label Studio's own
 record of the connection (``backend.jobs.connection``).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-
-from redis import Redis
 
 from backend.core.json_file import JsonFile
 from backend.core.settings import ProjectSettings
@@ -50,36 +45,3 @@ class SetupFile:
     def save(self, record: SetupRecord) -> None:
         if self.file.read() != record.to_dict():
             self.file.write(record.to_dict())
-
-
-def parse_project_id(raw: object) -> int:
-    """LS sends projects as ``"<id>.<created-timestamp>"`` in ML calls and as ``{"id": ...}`` in webhooks."""
-    if isinstance(raw, dict):
-        raw = raw.get("id")
-    if isinstance(raw, bool):
-        raise ValueError(f"project must be an id, got {raw!r}")
-    text = str(raw if raw is not None else "").split(".", 1)[0]
-    if not (text.isascii() and text.isdigit()) or len(text) > 12:
-        raise ValueError(f"project must be an id like 12 or '12.1700000000', got {str(raw)[:40]!r}")
-    return int(text)
-
-
-#: Retrain outcomes kept per project, for the dashboard's table.
-KEPT_OUTCOMES = 20
-
-
-def _outcomes_key(project_id: int) -> str:
-    return f"al:project:{int(project_id)}:retrains"
-
-
-def save_retrain_outcome(redis: Redis, project_id: int, outcome: dict) -> None:
-    """What a retrain did (trained, ranked, skipped, refused or failed, and why), for /status and the dashboard."""
-    with redis.pipeline() as pipe:
-        pipe.lpush(_outcomes_key(project_id), json.dumps(outcome, default=str))
-        pipe.ltrim(_outcomes_key(project_id), 0, KEPT_OUTCOMES - 1)
-        pipe.execute()
-
-
-def load_retrain_outcomes(redis: Redis, project_id: int) -> list[dict]:
-    """The last retrains' outcomes, newest first."""
-    return [json.loads(raw) for raw in redis.lrange(_outcomes_key(project_id), 0, KEPT_OUTCOMES - 1)]

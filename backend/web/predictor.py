@@ -17,13 +17,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from backend.models.families import load_classifier
 from backend.core.labels import LabelSpec
-from backend.store.model_store import ModelStore, ModelVersion, PoolRanking
-from backend.learning.scoring import score_against
 from backend.core.settings import ProjectSettings
+from backend.learning.scoring import score_against
 from backend.models.base import TextClassifier
-from strategies import NER, SINGLE_LABEL, ModelOutputs, make_strategy
+from backend.models.families import load_classifier
+from backend.store.model_store import ModelStore, ModelVersion
+from backend.store.pool_ranking import PoolRanking
+from backend.store.version_meta import VersionMeta
+from strategies import NER, ModelOutputs, make_strategy
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +42,11 @@ UNRANKED_SCORE = 1.0
 @dataclass
 class LoadedVersion:
     version: ModelVersion
-    meta: dict[str, Any]
+    meta: VersionMeta
 
     @cached_property
     def settings(self) -> ProjectSettings:
-        return ProjectSettings.parse(self.meta["settings"])
+        return ProjectSettings.parse(self.meta.settings)
 
     @cached_property
     def ranking(self) -> PoolRanking:
@@ -57,7 +59,7 @@ class LoadedVersion:
 
     @cached_property
     def classifier(self) -> TextClassifier | None:
-        return load_classifier(self.version.path, self.settings) if self.meta.get("trained") else None
+        return load_classifier(self.version.path, self.settings) if self.meta.trained else None
 
 
 class Predictor:
@@ -83,8 +85,7 @@ class Predictor:
     def predict(self, project_id: int, spec: LabelSpec, tasks: Sequence[Any]) -> list[list[dict]]:
         """One list of predictions per task: empty when no usable model exists yet, or the task is unreadable."""
         loaded = self.active(project_id)
-        # Versions published before multi-label support were all single-label.
-        served = (tuple(loaded.meta["classes"]), loaded.meta.get("task_type", SINGLE_LABEL)) if loaded else None
+        served = (tuple(loaded.meta.classes), loaded.meta.task_type) if loaded else None
         if loaded is None or served != (spec.classes, spec.task_type):
             if loaded is not None:
                 log.warning("project %s: label config classes changed since %s; waiting for a retrain", project_id, loaded.version.name)
@@ -105,13 +106,13 @@ class Predictor:
             return []
         classifier = loaded.classifier
         proba = classifier.predict_proba(texts) if classifier is not None else None
-        strategy = make_strategy(loaded.meta["strategy"], batch_size=loaded.settings.query_batch_size, random_state=loaded.settings.seed)
+        strategy = make_strategy(loaded.meta.strategy, batch_size=loaded.settings.query_batch_size, random_state=loaded.settings.seed)
         scores = np.full(len(texts), UNRANKED_SCORE)
         outputs = classifier.probability_outputs(proba) if proba is not None else {}
         if outputs and not strategy.batch_aware and strategy.requires and strategy.requires <= outputs.keys():
             informativeness = strategy.query(ModelOutputs(**outputs))
             scores = score_against(loaded.ranking.informativeness, informativeness)
         thresholds = classifier.thresholds if classifier is not None else None
-        spans = classifier.suggestions(texts, proba) if proba is not None and loaded.meta.get("task_type") == NER else None
+        spans = classifier.suggestions(texts, proba) if proba is not None and loaded.meta.task_type == NER else None
         fresh = PoolRanking.build(np.zeros(len(texts)), scores, scores, proba, thresholds, spans=spans)
         return [row for row in zip(fresh.scores.tolist(), fresh.suggestions(), fresh.confidence.tolist())]

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from backend.labelstudio.url_secret import connect_url
 from backend.ops.demo import LabelStudioAPI
 from backend.ops.processes import Service, free_port
 from backend.ops.stack import backend_env, start_backend, start_worker
-from backend.labelstudio.url_secret import connect_url
 
 #: The e2e stack's Redis database, apart from the unit tests' (13), whose flushes must not hit the worker.
 E2E_DB = 14

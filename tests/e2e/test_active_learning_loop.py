@@ -12,7 +12,6 @@ import subprocess
 
 import pytest
 import requests
-
 from ls_project import (
     BbcProject,
     all_tasks,

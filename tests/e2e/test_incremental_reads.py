@@ -5,12 +5,12 @@ import time
 
 import pytest
 import requests
+from ls_project import BbcProject, backend_status, settled_outcome, wait_for
 
-from backend.ops.demo import LabelStudioAPI
 from backend.core.labels import parse_label_config
 from backend.labelstudio.client import LabelStudioClient
 from backend.labelstudio.task_mirror import TaskMirror
-from ls_project import BbcProject, backend_status, settled_outcome, wait_for
+from backend.ops.demo import LabelStudioAPI
 
 CLASSES = ["neg", "pos"]
 

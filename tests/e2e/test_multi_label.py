@@ -13,9 +13,9 @@ import json
 
 import pytest
 import requests
+from ls_project import all_tasks, wait_for_retrain_on
 
 from backend.ops.demo import bbc_news
-from ls_project import all_tasks, wait_for_retrain_on
 
 pytestmark = pytest.mark.e2e
 

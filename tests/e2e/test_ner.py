@@ -12,7 +12,6 @@ import json
 
 import pytest
 import requests
-
 from ls_project import all_tasks, backend_status, wait_for, wait_for_retrain_on
 
 pytestmark = pytest.mark.e2e

@@ -15,10 +15,10 @@ import time
 
 import pytest
 import requests
+from ls_project import BbcProject, backend_status, settled_outcome, wait_for
 
 from backend.ops.processes import free_port
 from backend.ops.stack import start_redis
-from ls_project import BbcProject, backend_status, settled_outcome, wait_for
 
 pytestmark = pytest.mark.e2e
 

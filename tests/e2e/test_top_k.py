@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import pytest
-
-from ls_project import BbcProject, all_tasks, backend_status, versions_with_predictions, wait_for
+from ls_project import (
+    BbcProject,
+    all_tasks,
+    backend_status,
+    versions_with_predictions,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 

@@ -7,8 +7,17 @@ import math
 import numpy as np
 import pytest
 
-from strategies import MULTI_LABEL, MissingOutputsError, ModelOutputs, make_strategy, strategies_for
-from strategies.multi_label import LabelCardinalityInconsistency, label_cardinality_inconsistency
+from strategies import (
+    MULTI_LABEL,
+    MissingOutputsError,
+    ModelOutputs,
+    make_strategy,
+    strategies_for,
+)
+from strategies.multi_label import (
+    LabelCardinalityInconsistency,
+    label_cardinality_inconsistency,
+)
 
 LABEL_PROBA = np.array(
     [

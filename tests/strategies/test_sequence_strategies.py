@@ -11,7 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from strategies import NER, ModelOutputs, make_strategy, strategies_for
-from strategies.sequence import max_token_entropy, mean_token_entropy, mnlp, token_entropies
+from strategies.sequence import (
+    max_token_entropy,
+    mean_token_entropy,
+    mnlp,
+    token_entropies,
+)
 
 MEASURES = {"max_token_entropy": max_token_entropy, "mean_token_entropy": mean_token_entropy, "mnlp": mnlp}
 LOG2, LOG3 = math.log(2), math.log(3)

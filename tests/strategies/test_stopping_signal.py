@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from strategies.stopping import Recommendation, RoundStatistics, StoppingCriterion, round_statistics
+from strategies.stopping import (
+    Recommendation,
+    RoundStatistics,
+    StoppingCriterion,
+    round_statistics,
+)
 
 
 def test_first_version_has_no_comparison():

@@ -9,10 +9,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strategies import MULTI_LABEL, NER, SINGLE_LABEL, STRATEGIES, ModelOutputs, make_strategy
+from strategies import (
+    MULTI_LABEL,
+    NER,
+    SINGLE_LABEL,
+    STRATEGIES,
+    ModelOutputs,
+    make_strategy,
+)
 from strategies.bald import mutual_information
 from strategies.base import ranks_to_informativeness
-from strategies.multi_label import binary_entropy, label_cardinality_inconsistency, mean_binary_entropy
+from strategies.multi_label import (
+    binary_entropy,
+    label_cardinality_inconsistency,
+    mean_binary_entropy,
+)
 from strategies.uncertainty import entropy, least_confidence, margin
 
 FAST = settings(max_examples=50, deadline=None)

@@ -5,12 +5,14 @@ import functools
 
 import numpy as np
 
-from backend.models.families import build_classifier
-from backend.jobs.retrain import publish_version
-from backend.store.ledger import Ledger
-from backend.store.model_store import ModelStore, PoolRanking
-from backend.learning.scoring import ls_scores
 from backend.core.settings import ProjectSettings
+from backend.jobs.publish import publish_version
+from backend.learning.scoring import ls_scores
+from backend.models.families import build_classifier
+from backend.store.ledger import Ledger
+from backend.store.model_store import ModelStore
+from backend.store.pool_ranking import PoolRanking
+from backend.store.version_meta import VersionMeta
 from strategies.uncertainty import margin
 
 PROJECT_ID = 3
@@ -28,7 +30,10 @@ def fitted_model():
     proba = classifier.predict_proba(list(POOL.values()))
     informativeness = margin(proba)
     ranking = PoolRanking.build(list(POOL), ls_scores(informativeness), informativeness, proba)
-    meta = {"trained": True, "strategy": "margin", "settings": settings.to_dict(), "classes": ["pos", "neg"]}
+    meta = VersionMeta(
+        project=PROJECT_ID, trained=True, strategy="margin", phase="strategy", phase_reason="strategy 'margin'",
+        settings=settings.to_dict(), classes=["pos", "neg"],
+    )
     return classifier, ranking, meta
 
 

@@ -3,19 +3,25 @@ import base64
 import json
 import os
 import time
+from dataclasses import replace
 
 import pytest
+from published_model import CONFIG, POOL, activate, publish_and_activate
 from rq import Queue
 
-from published_model import CONFIG, POOL, activate, publish_and_activate
-
 from backend.app import create_app
-from backend.jobs.retrain import publish_version
+from backend.core.settings import ServiceSettings
+from backend.jobs.publish import publish_version
+from backend.jobs.task_hints import (
+    MAX_HINTS_PER_WEBHOOK,
+    hinted_task_ids,
+    pending_hints,
+    pending_resync,
+)
+from backend.labelstudio.url_secret import resolve_url_secret
 from backend.store.ledger import Ledger
 from backend.store.model_store import ModelStore
-from backend.core.settings import ServiceSettings
-from backend.jobs.task_hints import MAX_HINTS_PER_WEBHOOK, hinted_task_ids, pending_hints, pending_resync
-from backend.labelstudio.url_secret import resolve_url_secret
+
 
 class SecretClient:
     """A test client that reaches the routes the way Label Studio does: under the backend's secret URL."""
@@ -159,7 +165,7 @@ def test_a_version_is_served_only_once_label_studio_has_it(client, published, se
     task = [{"id": 101, "data": {"review": POOL[101]}}]
     time.sleep(1.1)  # version names carry a seconds timestamp
     store = ModelStore(service_settings.model_dir)
-    newer = publish_version(store, 3, None, ranking, {**store.get(3, version).meta(), "trained": False})
+    newer = publish_version(store, 3, None, ranking, replace(store.get(3, version).meta(), trained=False))
     # Published on disk, but its write-back has not finished: LS still uses the older version.
     assert client.post("/predict", json=predict_body(task)).json["results"][0][0]["model_version"] == version
     assert client.post("/setup", json=setup_body()).json["model_version"] == version
@@ -273,13 +279,14 @@ def test_status_warns_when_the_owner_chose_another_order(client, published, serv
 
 
 def test_status_reports_the_annotated_spans_an_ner_version_could_not_use(client, service_settings):
-    from backend.jobs.retrain import publish_version
     from published_model import activate, fitted_model
+
+    from backend.jobs.publish import publish_version
 
     classifier, ranking, meta = fitted_model()
     store = ModelStore(service_settings.model_dir)
     version = publish_version(store, 3, classifier, ranking,
-                              {**meta, "task_type": "ner", "dropped_spans": {"overlap": 2, "text_mismatch": 1}})
+                              replace(meta, task_type="ner", dropped_spans={"overlap": 2, "text_mismatch": 1}))
     activate(store, 3, version)
     status = client.get("/status?project=3").json
     assert status["task_type"] == "ner" and status["dropped_spans"] == {"overlap": 2, "text_mismatch": 1}

@@ -8,12 +8,12 @@ import pytest
 from rq import Queue, Worker
 from rq.registry import FinishedJobRegistry
 
-from backend.jobs.chunked_embedding import chunk_bounds, embed_in_chunks
-from backend.ops.demo import demo_rows
-from backend.models.frozen_classifier import FrozenEncoderClassifier
-from backend.ops.processes import wait_until
-from backend.learning.scoring import ls_scores
 from backend.core.settings import ProjectSettings, ServiceSettings
+from backend.jobs.chunked_embedding import chunk_bounds, embed_in_chunks
+from backend.learning.scoring import ls_scores
+from backend.models.frozen_classifier import FrozenEncoderClassifier
+from backend.ops.demo import demo_rows
+from backend.ops.processes import wait_until
 from backend.ops.stack import start_worker
 from strategies import ModelOutputs, make_strategy
 

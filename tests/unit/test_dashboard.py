@@ -11,7 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from headless_browser import headless_chromium, needs_chromium, severe_console_entries
 
-from backend.web.dashboard import CONTENT_SECURITY_POLICY, line_chart, render_dashboard, ticks
+from backend.web.charts import line_chart, ticks
+from backend.web.dashboard import CONTENT_SECURITY_POLICY, render_dashboard
 
 HOSTILE = '<script>alert("x")</script>'
 

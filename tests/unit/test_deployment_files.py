@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from backend.ops.stack import LABEL_STUDIO_FAST_PREDICTION_IMPORT
 from backend.core.settings import (
     PROJECT_RANGES,
     SERVICE_RANGES,
     ProjectSettings,
     ServiceSettings,
 )
+from backend.ops.stack import LABEL_STUDIO_FAST_PREDICTION_IMPORT
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -3,9 +3,16 @@ import numpy as np
 import pytest
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
+from backend.core.exceptions import SettingsError
+from backend.core.settings import ProjectSettings
 from backend.models.families import build_classifier, load_classifier, save_classifier
-from backend.models.logistic_head import C_GRID, DEFAULT_C, choose_c, fit_head, head_estimator
-from backend.core.settings import ProjectSettings, SettingsError
+from backend.models.logistic_head import (
+    C_GRID,
+    DEFAULT_C,
+    choose_c,
+    fit_head,
+    head_estimator,
+)
 from backend.simulation.cli import build_parser, config_from_args
 from backend.simulation.protocol import SimulationConfig
 

@@ -1,8 +1,8 @@
+import numpy as np
 import pytest
 
-import numpy as np
-
-from backend.core.labels import UnsupportedLabelConfig, parse_label_config
+from backend.core.exceptions import UnsupportedLabelConfig
+from backend.core.labels import parse_label_config
 
 CUSTOM = """<View>
   <Header value="Is this review positive?"/>

@@ -11,7 +11,7 @@ from redis.connection import Connection
 from rq import Queue, Worker, get_current_job
 from rq.job import JobStatus
 
-from backend.core import metrics
+from backend.core import keys, metrics
 from backend.core.metrics import (
     DURATION_BUCKETS,
     RedisMetricsCollector,
@@ -157,8 +157,8 @@ def test_label_values_are_bounded_and_no_metric_names_a_project_task_or_job(redi
     record_webhook(redis, "ANNOTATION_CREATED", "queued for project 424242")
     record_retrain(redis, "trained for project 424242", {"train on task 987654321": 1.0, "project-424242": 2.0})
     # Fields no current code writes (an older version, a hand edit) are bounded on the way out too.
-    redis.hset(metrics.WEBHOOKS_KEY, "TASK_987654321|queued", 5)
-    redis.hset(metrics.RETRAIN_SECONDS_KEY, "task-987654321|+Inf", "not a number")
+    redis.hset(keys.WEBHOOKS_KEY, "TASK_987654321|queued", 5)
+    redis.hset(keys.RETRAIN_SECONDS_KEY, "task-987654321|+Inf", "not a number")
     Queue(service_settings.queue_name, connection=redis).enqueue("builtins.print", 7)
 
     samples = scrape(redis, [service_settings.queue_name])

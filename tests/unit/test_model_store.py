@@ -6,12 +6,18 @@ import sys
 import pytest
 
 from backend.store.ledger import Ledger
-from backend.store.model_store import ModelStore, write_json
+from backend.store.model_store import ModelStore
+from backend.store.version_meta import VersionMeta
+
+
+def marked(project_id, marker):
+    """A version's metadata that says which publish wrote it (in its strategy field)."""
+    return VersionMeta(project=project_id, trained=False, strategy=marker, phase=None, phase_reason=None, settings={}, classes=[])
 
 
 def publish(store, project_id, marker):
     with store.publish(project_id) as (name, folder):
-        write_json(folder / "meta.json", {"marker": marker})
+        marked(project_id, marker).save(folder)
     return name
 
 
@@ -20,7 +26,7 @@ def test_versions_are_numbered_and_the_newest_is_served(tmp_path):
     assert store.latest(7) is None
     first, second = publish(store, 7, "a"), publish(store, 7, "b")
     assert first.startswith("al-p7-v0001-") and second.startswith("al-p7-v0002-")
-    assert store.latest(7).name == second and store.latest(7).meta() == {"marker": "b"}
+    assert store.latest(7).name == second and store.latest(7).meta() == marked(7, "b")
     assert [v.name for v in store.versions(7)] == [first, second]
     assert store.latest(8) is None  # projects never see each other's versions
     assert store.get(8, first) is None and store.get(7, "../project-8") is None

@@ -2,11 +2,16 @@
 import numpy as np
 import pytest
 
-from backend.models.families import build_classifier, load_classifier, save_classifier
-from backend.learning.evaluation import cross_validated_multilabel_head
-from backend.models.multilabel_head import DEFAULT_THRESHOLD, fit_multilabel_head, label_sets, tune_thresholds
-from backend.learning.scoring import collect_outputs
+from backend.core.labels import label_sets
 from backend.core.settings import ProjectSettings
+from backend.learning.evaluation import cross_validated_multilabel_head
+from backend.learning.scoring import collect_outputs
+from backend.models.families import build_classifier, load_classifier, save_classifier
+from backend.models.multilabel_head import (
+    DEFAULT_THRESHOLD,
+    fit_multilabel_head,
+    tune_thresholds,
+)
 from strategies import make_strategy
 
 LABELS = ["sport", "politics", "tech"]
@@ -76,7 +81,7 @@ def test_multi_label_strategies_get_the_label_probabilities_and_the_labeled_sets
 
 
 def test_the_full_path_holds_out_multi_label_tasks_without_stratifying():
-    from backend.jobs.full_path import judging_split
+    from backend.learning.contest import judging_split
 
     Y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]] * 5)
     train, held = judging_split(Y, ProjectSettings(eval_fraction=0.25, min_labels=4))

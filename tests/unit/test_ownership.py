@@ -5,10 +5,14 @@ import time
 
 import pytest
 
-from backend.store.ledger import Ledger, LedgerFile
 from backend.core.settings import ServiceSettings
-from backend.labelstudio.url_secret import connect_url, resolve_url_secret, url_carries_secret
+from backend.labelstudio.url_secret import (
+    connect_url,
+    resolve_url_secret,
+    url_carries_secret,
+)
 from backend.labelstudio.write_gate import WriteGate
+from backend.store.ledger import Ledger, LedgerFile
 
 
 def test_prune_candidates_are_only_this_backends_inactive_versions():

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from backend.learning.phases import choose_phase, project_strategy
 from backend.core.settings import ProjectSettings
+from backend.learning.phases import choose_phase, project_strategy
 from strategies import MULTI_LABEL, SINGLE_LABEL
 
 

@@ -7,7 +7,8 @@ import pytest
 from rq import Queue
 from rq.job import JobStatus
 
-from backend.jobs.project_lock import LockLost, lock_for, project_lock
+from backend.core.exceptions import LockLost
+from backend.jobs.project_lock import lock_for, project_lock
 from backend.jobs.queueing import enqueue_retrain, is_dead, pending_key, release_pending
 
 

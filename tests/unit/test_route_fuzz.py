@@ -23,14 +23,14 @@ from urllib.parse import quote_from_bytes
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from published_model import CONFIG, POOL, publish_and_activate
 from rq import Queue
 
-from published_model import CONFIG, POOL, publish_and_activate
-
-from backend.app import RETRAIN_ACTIONS, create_app
-from backend.store.model_store import ModelStore
+from backend.app import create_app
 from backend.core.settings import PROJECT_RANGES, ProjectSettings, ServiceSettings
 from backend.labelstudio.url_secret import resolve_url_secret
+from backend.store.model_store import ModelStore
+from backend.web.protocol import RETRAIN_ACTIONS
 from strategies import STRATEGY_NAMES
 
 PROJECT = "3.1700000000"

@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend.models.frozen_classifier import FrozenEncoderClassifier
-from backend.jobs.full_path import SETFIT_SINGLE_LABEL, tuned_classifier
+from backend.core.exceptions import SettingsError, Skip
+from backend.core.settings import ProjectSettings
+from backend.learning.contest import SETFIT_SINGLE_LABEL, tuned_classifier
 from backend.models.finetuned_classifier import FineTunedClassifier
-from backend.jobs.retrain import Skip
+from backend.models.frozen_classifier import FrozenEncoderClassifier
 from backend.models.setfit_classifier import NUM_ITERATIONS, SetFitClassifier
-from backend.core.settings import ProjectSettings, SettingsError
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning", "ignore::FutureWarning")
 

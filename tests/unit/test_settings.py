@@ -1,6 +1,7 @@
 import pytest
 
-from backend.core.settings import ProjectSettings, ServiceSettings, SettingsError
+from backend.core.exceptions import SettingsError
+from backend.core.settings import ProjectSettings, ServiceSettings
 from strategies import STRATEGY_NAMES
 
 

@@ -29,8 +29,8 @@ LABELS = ("PER", "LOC", "ORG")
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from backend.models.encoder import resolve_model_path
     from backend.core.settings import DEFAULT_MODEL
+    from backend.models.encoder import resolve_model_path
 
     return AutoTokenizer.from_pretrained(resolve_model_path(DEFAULT_MODEL))
 

@@ -4,13 +4,14 @@ import json
 import numpy as np
 import pytest
 
-from backend.models.families import head_classifier, load_classifier, save_classifier
+from backend.core.exceptions import UnsupportedLabelConfig
+from backend.core.labels import label_counts, parse_label_config, training_targets
+from backend.core.settings import ProjectSettings
 from backend.learning.evaluation import cross_validated_tagger
-from backend.core.labels import UnsupportedLabelConfig, label_counts, parse_label_config, training_targets
-from backend.store.model_store import PoolRanking
 from backend.learning.phases import choose_phase
 from backend.learning.scoring import collect_outputs
-from backend.core.settings import ProjectSettings
+from backend.models.families import head_classifier, load_classifier, save_classifier
+from backend.store.pool_ranking import PoolRanking
 from strategies import make_strategy
 
 CONFIG = """<View>
@@ -94,10 +95,10 @@ def test_the_tagger_learns_spans_ranks_with_token_strategies_and_round_trips(tmp
 
 
 def test_the_full_path_fine_tunes_a_token_classifier_whose_encoder_the_token_head_reads(tmp_path):
-    from backend.jobs.full_path import judge, judging_split
+    from backend.learning.contest import judge, judging_split
+    from backend.learning.evaluation import Evaluation
     from backend.models.finetuned_tagger import FineTunedTagger
     from backend.models.token_head import TokenHead
-    from backend.learning.evaluation import Evaluation
 
     spec = parse_label_config(CONFIG)
     settings = ProjectSettings(model_mode="finetune", max_length=16, epochs=1, batch_size=4, eval_fraction=0.35, min_labels=4)
@@ -124,7 +125,7 @@ def test_the_full_path_fine_tunes_a_token_classifier_whose_encoder_the_token_hea
 
 
 def test_a_span_suggestion_is_accepted_only_when_the_annotator_gives_exactly_those_spans():
-    from backend.store.history import span_acceptance
+    from backend.learning.acceptance import span_acceptance
 
     spec = parse_label_config(CONFIG)
     a, b = "Anna flew to Oslo", "Marek stayed in Lima"

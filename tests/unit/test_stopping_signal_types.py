@@ -2,9 +2,15 @@
 import numpy as np
 import pytest
 
-from backend.jobs.retrain import publish_version
-from backend.store.model_store import ModelStore, PoolRanking
-from backend.learning.stopping_signal import pool_uncertainty, stopping_signal, suggestion_keys
+from backend.jobs.publish import publish_version
+from backend.learning.stopping_signal import (
+    pool_uncertainty,
+    stopping_signal,
+    suggestion_keys,
+)
+from backend.store.model_store import ModelStore
+from backend.store.pool_ranking import PoolRanking
+from backend.store.version_meta import VersionMeta
 
 
 def test_uncertainty_is_scaled_to_one_for_each_task_type():
@@ -30,7 +36,10 @@ def test_a_multi_label_version_is_compared_with_the_previous_one_on_the_tasks_bo
     first = PoolRanking.build([1, 2, 3], [0, 0.3, 0.6], [3, 2, 1], np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.7]]), thresholds)
     signal = stopping_signal(None, first, pool_uncertainty({"label_proba": np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.7]])}))
     assert signal["history"][0]["kappa"] is None
-    version = publish_version(store, 5, None, first, {"trained": True, "stopping": signal})
+    version = publish_version(store, 5, None, first, VersionMeta(
+        project=5, trained=True, strategy="mean_binary_entropy", phase="strategy", phase_reason="", settings={},
+        classes=["a", "b"], task_type="multi_label", stopping=signal,
+    ))
     proba = np.array([[0.8, 0.1], [0.9, 0.1], [0.6, 0.6]])  # task 2 changed its set; task 4 is new
     second = PoolRanking.build([1, 2, 4], [0, 0.3, 0.6], [3, 2, 1], proba, thresholds)
     signal = stopping_signal(store.get(5, version), second, pool_uncertainty({"label_proba": proba}))

@@ -9,8 +9,12 @@ import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-from backend.learning.entity_metrics import entity_scores, entity_scores_from_tags, spans_to_bio  # noqa: E402
 from backend.core.spans import Span, bio_tags  # noqa: E402
+from backend.learning.entity_metrics import (  # noqa: E402
+    entity_scores,
+    entity_scores_from_tags,
+    spans_to_bio,
+)
 from backend.models.token_head import TokenHead  # noqa: E402
 
 LABELS = ("person", "geo-loc", "company")

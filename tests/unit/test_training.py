@@ -7,12 +7,24 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
+from backend.core.exceptions import SettingsError, StrategyUnavailable
+from backend.core.settings import ProjectSettings
+from backend.learning.evaluation import (
+    cross_validated_head,
+    holdout_evaluation,
+    holdout_split,
+    out_of_fold_losses,
+)
+from backend.learning.scoring import collect_outputs
+from backend.models.devices import (
+    autocast_for,
+    cpu_has_native_bf16,
+    inference_autocast,
+    inference_precision,
+    select_device,
+)
 from backend.models.families import build_classifier, load_classifier, save_classifier
-from backend.models.devices import autocast_for, cpu_has_native_bf16, inference_autocast, inference_precision, select_device
-from backend.learning.evaluation import cross_validated_head, holdout_evaluation, holdout_split, out_of_fold_losses
 from backend.models.logistic_head import head_estimator
-from backend.learning.scoring import StrategyUnavailable, collect_outputs
-from backend.core.settings import ProjectSettings, SettingsError
 from strategies import make_strategy
 
 TEXTS = ["great movie", "awful film", "loved it", "hated it", "wonderful acting", "terrible plot", "a joy", "a bore"]

@@ -7,15 +7,20 @@ import numpy as np
 import pytest
 from rq import Queue
 
-from backend.store.encoder_registry import KEEP_DECISIONS, KEEP_ENCODERS, Decision, EncoderRegistry
-from backend.learning.evaluation import Evaluation
-from backend.jobs.full_path import MIN_JUDGED, judge, judging_split
-from backend.jobs.retrain import Skip
-from backend.store.history import suggestion_acceptance
+from backend.core.exceptions import Skip
 from backend.core.labels import TextClassificationSpec
-from backend.store.model_store import PoolRanking
-from backend.jobs.queueing import FINETUNE, enqueue_finetune_if_due, pending_key
 from backend.core.settings import ProjectSettings
+from backend.jobs.queueing import FINETUNE, enqueue_finetune_if_due, pending_key
+from backend.learning.acceptance import suggestion_acceptance
+from backend.learning.contest import MIN_JUDGED, judge, judging_split
+from backend.learning.evaluation import Evaluation
+from backend.store.encoder_registry import (
+    KEEP_DECISIONS,
+    KEEP_ENCODERS,
+    Decision,
+    EncoderRegistry,
+)
+from backend.store.pool_ranking import PoolRanking
 
 
 def evaluation(accuracy: float, f1: float) -> Evaluation:

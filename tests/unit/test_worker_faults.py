@@ -4,10 +4,10 @@ from rq.job import JobStatus
 from rq.registry import ScheduledJobRegistry
 
 from backend.app import create_app
-from backend.store.setup_record import load_retrain_outcomes
+from backend.jobs.outcomes import load_retrain_outcomes
 from backend.jobs.queueing import enqueue_retrain, pending_key
-from backend.ops.processes import free_port
 from backend.labelstudio.url_secret import resolve_url_secret
+from backend.ops.processes import free_port
 
 
 def test_an_ls_outage_is_retried_and_reported(redis, service_settings, monkeypatch):
