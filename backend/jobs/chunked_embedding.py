@@ -7,7 +7,7 @@ there is one chunk, as RQ jobs on ``AL_SCORE_QUEUE`` (default ``al-score``) when
 retrain is the final job: it waits for the chunks (running any that no worker has taken yet itself, so one
 worker alone never deadlocks), merges them in chunk order, stores them in the embedding cache, ranks and
 writes. A chunk is embedded by the same code on the same texts either way, so the merged ranking equals
-the unchunked one exactly (``tests/unit/test_chunked_scoring.py``) on workers with the same torch build and
+the unchunked one exactly (``tests/unit/jobs/test_chunked_scoring.py``) on workers with the same torch build and
 the same kind of processor (bf16 support decides the precision, ``backend.models.devices``).
 
 What workers on other machines must share: Redis, and ``MODEL_DIR`` on a shared volume (the plan, the chunk

@@ -18,7 +18,7 @@ from backend.core.settings import (
 )
 from backend.ops.stack import LABEL_STUDIO_FAST_PREDICTION_IMPORT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def compose():
